@@ -1,0 +1,49 @@
+# The README's two commands: `make run` and `make test`. Both build .venv from requirements.lock when it is
+# missing or stale (the stamp is older than the lock or pyproject.toml), so a second call installs nothing
+# and `make run` works without network once .venv exists.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# Telemetry off for every tool the project drives (also set by lstm_lab on import, .telemetry and .dvc/config).
+export KEDRO_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := 1
+export MLFLOW_DISABLE_TELEMETRY := true
+export RAY_USAGE_STATS_ENABLED := 0
+export DVC_NO_ANALYTICS := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: run test install lock ui clean-venv
+.DEFAULT_GOAL := run
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -r requirements.lock
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	@touch $@
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/kedro run --pipeline=forecast
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+ui: $(STAMP)
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
+
+# Re-resolve the dependency set from pyproject.toml in a scratch venv and write the exact versions.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install -q -e '.[test]'
+	{ echo "# Exact versions of every dependency, installed by 'make' into .venv. Regenerate with 'make lock'."; \
+	  echo "# torch is the CPU build (local wheel via pip's find-links); see pyproject.toml."; \
+	  .lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^lstm_lab'; } > requirements.lock
+	rm -rf .lock-venv
+
+clean-venv:
+	rm -rf $(VENV)

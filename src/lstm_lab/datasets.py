@@ -1,0 +1,145 @@
+"""Kedro datasets of the project, declared in conf/*/catalog.yml.
+
+Outputs that a user keeps (model checkpoints, metrics, scalers) are written atomically: to a temporary file in
+the same folder, then ``os.replace``. A run that dies half-way never leaves a truncated file, and the previous
+good file stays in place until the new one is complete.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from kedro.io import AbstractDataset, DatasetError
+
+from lstm_lab.errors import LstmLabError
+
+
+@contextmanager
+def atomic_path(target: Path):
+    """Yield a temporary path beside ``target``; move it over ``target`` only if the block succeeds."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+class _FileDataset(AbstractDataset):
+    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None):
+        self._filepath = Path(filepath)
+        self.metadata = metadata
+
+    @property
+    def filepath(self) -> Path:
+        return self._filepath
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath)}
+
+    def _exists(self) -> bool:
+        return self._filepath.is_file()
+
+    def _require(self) -> None:
+        if not self._filepath.is_file():
+            raise DatasetError(f"{self._filepath}: file not found")
+
+
+class AtomicJSONDataset(_FileDataset):
+    """JSON with sorted keys and a trailing newline (stable bytes for DVC and git diffs)."""
+
+    def load(self) -> Any:
+        self._require()
+        return json.loads(self._filepath.read_text(encoding="utf-8"))
+
+    def save(self, data: Any) -> None:
+        with atomic_path(self._filepath) as tmp:
+            tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+class TorchCheckpointDataset(_FileDataset):
+    """A Lightning checkpoint dict (``state_dict``, ``hyper_parameters``, ...) saved with ``torch.save``."""
+
+    def load(self) -> dict[str, Any]:
+        import torch
+
+        self._require()
+        return torch.load(self._filepath, map_location="cpu", weights_only=False)
+
+    def save(self, data: dict[str, Any]) -> None:
+        import torch
+
+        buffer = io.BytesIO()  # torch names the archive after the file: a buffer keeps the bytes name-independent
+        torch.save(data, buffer)
+        with atomic_path(self._filepath) as tmp:
+            tmp.write_bytes(buffer.getvalue())
+
+
+class AtomicCSVDataset(_FileDataset):
+    """A small table (history, predictions) written as CSV without the index."""
+
+    def load(self) -> pd.DataFrame:
+        self._require()
+        return pd.read_csv(self._filepath)
+
+    def save(self, data: pd.DataFrame) -> None:
+        with atomic_path(self._filepath) as tmp:
+            data.to_csv(tmp, index=False)
+
+
+class FigureDataset(_FileDataset):
+    """A matplotlib figure saved as PNG (fixed metadata so identical plots give identical bytes)."""
+
+    def load(self):
+        raise DatasetError(f"{self._filepath}: figures are write-only")
+
+    def save(self, figure) -> None:
+        import matplotlib.pyplot as plt
+
+        with atomic_path(self._filepath) as tmp:
+            figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+        plt.close(figure)
+
+
+class StatsmodelsDataset(AbstractDataset):
+    """A real series that ships inside statsmodels, so a fresh machine runs the forecast pipeline offline.
+
+    ``co2`` is the weekly Mauna Loa atmospheric CO2 record (March 1958 – December 2001, 2,284 weeks, 59
+    missing weeks). The frame has a ``date`` column and the dataset's value column(s).
+    """
+
+    _KNOWN = ("co2", "elnino", "sunspots", "macrodata")
+
+    def __init__(self, dataset: str = "co2", metadata: dict[str, Any] | None = None):
+        if dataset not in self._KNOWN:
+            raise LstmLabError(f"StatsmodelsDataset: dataset {dataset!r} unknown; expected one of {self._KNOWN}")
+        self._dataset = dataset
+        self.metadata = metadata
+
+    def _describe(self) -> dict[str, Any]:
+        return {"dataset": f"statsmodels.datasets.{self._dataset}"}
+
+    def load(self) -> pd.DataFrame:
+        import importlib
+
+        module = importlib.import_module(f"statsmodels.datasets.{self._dataset}")
+        frame = module.load_pandas().data
+        if isinstance(frame.index, pd.DatetimeIndex):
+            frame = frame.rename_axis("date").reset_index()
+        return frame
+
+    def save(self, data: Any) -> None:
+        raise DatasetError("StatsmodelsDataset is read-only")
+
+    def _exists(self) -> bool:
+        return True

@@ -1,0 +1,10 @@
+"""The one exception type users see.
+
+Anything raised as ``LstmLabError`` is a problem with the user's input (a file, a column, a parameter): the
+CLI prints its message as a single line and exits non-zero, without a traceback. Everything else is a bug and
+keeps its traceback.
+"""
+
+
+class LstmLabError(ValueError):
+    """Bad input: the message names the file, field or value and what was expected."""

@@ -1,0 +1,160 @@
+"""Project hooks: parameters validated before anything runs, and one MLflow run per ``kedro run``.
+
+- ``before_pipeline_run``: validate ``params:<pipeline>`` of every pipeline being run (a bad parameter fails
+  here, before any dataset is written), then start the run in the experiment named after the pipeline, with
+  flattened parameters, the resolved config and tags (pipeline, kedro env, git commit).
+- ``after_dataset_saved``: catalog entries whose ``metadata.lstm_lab`` says ``mlflow_artifact: true`` are logged
+  as artifacts; ``mlflow_metrics: <prefix>`` logs the saved dict's numeric leaves as metrics.
+- ``after_pipeline_run`` ends the run FINISHED; ``on_pipeline_error`` ends it FAILED with the error as a tag.
+
+Per-epoch losses are added to the same run by the training callback, with the run id given explicitly.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import numbers
+from pathlib import Path
+from typing import Any
+
+from kedro.framework.hooks import hook_impl
+
+from lstm_lab import tracking
+from lstm_lab.params import schema_for, validate
+
+log = logging.getLogger(__name__)
+
+
+def _pipeline_names(run_params: dict[str, Any]) -> list[str]:
+    names = run_params.get("pipeline_names") or []
+    if not names and run_params.get("pipeline_name"):
+        names = [run_params["pipeline_name"]]
+    return list(names) or ["__default__"]
+
+
+class MlflowTrackingHooks:
+    def __init__(self):
+        self._project_path: Path | None = None
+        self._env: str | None = None
+        self._params: dict[str, Any] = {}
+        self._catalog_conf: dict[str, Any] = {}
+        self._run = None
+        self._user_uri: str | None = None
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        self._project_path = Path(context.project_path)
+        self._env = context.env
+        self._params = context.params
+
+    @hook_impl
+    def after_catalog_created(self, catalog, conf_catalog) -> None:
+        self._catalog_conf = conf_catalog or {}
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
+        import mlflow
+
+        names = _pipeline_names(run_params)
+        config: dict[str, Any] = {}
+        for name in names:
+            if schema_for(name) is None:
+                continue
+            key = "forecast" if name == "__default__" else name
+            validated = validate(name, self._params.get(key))
+            config[key] = validated.model_dump(mode="json")
+
+        project = self._project_path or Path(run_params.get("project_path", "."))
+        # mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI; put the user's value back when the run ends so
+        # a second session in the same process (a notebook, a test) resolves its own project's store.
+        self._user_uri = os.environ.get("MLFLOW_TRACKING_URI")
+        mlflow.set_tracking_uri(tracking.tracking_uri(project))
+        experiment = "+".join(sorted(config)) or "+".join(names)
+        mlflow.set_experiment(experiment_id=tracking.ensure_experiment(experiment, project))
+        tags = {
+            "pipeline": ",".join(names),
+            "kedro_env": str(run_params.get("env") or self._env or _default_env()),
+            "git_commit": tracking.git_commit(project),
+            "kedro_session_id": str(run_params.get("session_id") or run_params.get("run_id") or ""),
+            "kedro_tags": ",".join(run_params.get("tags") or []),
+        }
+        run_name = _run_name(names, config)
+        self._run = mlflow.start_run(run_name=run_name, tags=tags, nested=mlflow.active_run() is not None)
+        flat = {}
+        for key, section in config.items():
+            flat.update(tracking.flatten(section, prefix=key if len(config) > 1 else ""))
+        for start in range(0, len(flat), 90):  # MLflow takes at most 100 params per batch
+            mlflow.log_params(dict(list(flat.items())[start : start + 90]))
+        mlflow.log_dict(config, "config/resolved_parameters.yml")
+        log.info("MLflow run %s (%s) in experiment %r at %s", self._run.info.run_id, run_name, experiment,
+                 mlflow.get_tracking_uri())
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, data: Any, node) -> None:
+        import mlflow
+
+        if self._run is None:
+            return
+        conf = self._catalog_conf.get(dataset_name) or {}
+        meta = (conf.get("metadata") or {}).get("lstm_lab") or {}
+        if meta.get("mlflow_metrics") is not None and isinstance(data, dict):
+            prefix = str(meta["mlflow_metrics"])
+            metrics = {
+                f"{prefix}{key.replace('.', '_')}": float(value)
+                for key, value in tracking.flatten(data).items()
+                if isinstance(value, numbers.Real) and math.isfinite(float(value))
+            }
+            mlflow.log_metrics(metrics)
+        if meta.get("mlflow_artifact") and conf.get("filepath"):
+            path = Path(conf["filepath"])
+            path = path if path.is_absolute() else Path.cwd() / path
+            if path.is_file():
+                mlflow.log_artifact(str(path), artifact_path=meta.get("artifact_path", "outputs"))
+
+    @hook_impl
+    def after_pipeline_run(self, run_params, run_result, pipeline, catalog) -> None:
+        import mlflow
+
+        if self._run is not None:
+            mlflow.end_run(status="FINISHED")
+            self._finish()
+
+    @hook_impl
+    def on_pipeline_error(self, error: Exception, run_params, pipeline, catalog) -> None:
+        import mlflow
+
+        if self._run is not None:
+            mlflow.set_tag("error", f"{type(error).__name__}: {error}"[:5000])
+            mlflow.end_run(status="FAILED")
+            self._finish()
+
+    def _finish(self) -> None:
+        self._run = None
+        if self._user_uri is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = self._user_uri
+
+
+def _default_env() -> str:
+    from kedro.framework.project import settings
+
+    return str(settings.CONFIG_LOADER_ARGS.get("default_run_env", "local"))
+
+
+def _run_name(names: list[str], config: dict[str, Any]) -> str:
+    """Pipeline plus the parameters that tell runs apart in a list: ``forecast L=104 H=12 lstm[50]``."""
+    parts = []
+    for key, section in config.items():
+        bits = [key]
+        window = section.get("window")
+        if window:
+            bits.append(f"L={window['lookback']} H={window['horizon']}")
+        model = section.get("model")
+        if model:
+            bi = "bi" if model.get("bidirectional") else ""
+            bits.append(f"{bi}lstm{model['hidden_sizes']}".replace(" ", ""))
+        parts.append(" ".join(bits))
+    return " + ".join(parts) or "+".join(names)

@@ -1,0 +1,59 @@
+"""Validation of each pipeline's parameters before anything runs.
+
+``validate(pipeline, raw)`` turns pydantic's report into one line naming the parameter path, the file it comes
+from and what was expected, e.g.::
+
+    conf/base/parameters_forecast.yml: forecast.training.lerning_rate: unknown parameter (allowed: ...)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from lstm_lab.errors import LstmLabError
+
+
+def _schemas() -> dict[str, type[BaseModel]]:
+    from lstm_lab.pipelines.forecast.params import ForecastParams
+
+    return {"forecast": ForecastParams}
+
+
+def schema_for(pipeline: str) -> type[BaseModel] | None:
+    """The parameter schema of a registered pipeline (``__default__`` is forecast); None if it has none."""
+    return _schemas().get("forecast" if pipeline == "__default__" else pipeline)
+
+
+def validate(pipeline: str, raw: Any) -> BaseModel:
+    schema = schema_for(pipeline)
+    if schema is None:
+        raise KeyError(pipeline)
+    key = "forecast" if pipeline == "__default__" else pipeline
+    where = f"conf/*/parameters_{key}.yml"
+    if raw is None:
+        raise LstmLabError(f"{where}: no '{key}:' section found")
+    try:
+        return schema.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        path = ".".join(str(p) for p in (key, *err["loc"]))
+        if err["type"] == "extra_forbidden":
+            allowed = _allowed_keys(schema, err["loc"][:-1])
+            message = f"unknown parameter (allowed here: {', '.join(allowed)})"
+        else:
+            message = f"{err['msg']} (got {err.get('input')!r})"
+        more = f" [+{len(exc.errors()) - 1} more]" if len(exc.errors()) > 1 else ""
+        raise LstmLabError(f"{where}: {path}: {message}{more}") from None
+
+
+def _allowed_keys(schema: type[BaseModel], loc) -> list[str]:
+    model = schema
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return sorted(model.model_fields)

@@ -1,0 +1,36 @@
+"""The forecast pipeline. Tags split it where DVC stages split it: ``prepare`` | ``train`` ``evaluate``."""
+
+from kedro.pipeline import Pipeline, node, pipeline
+
+from lstm_lab.pipelines.forecast import nodes
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return pipeline(
+        [
+            node(nodes.clean, ["forecast_raw", "params:forecast"], "forecast_clean", name="clean_series",
+                 tags=["prepare"]),
+            node(nodes.split_series, ["forecast_clean", "params:forecast"], "forecast_split", name="split_series",
+                 tags=["prepare"]),
+            node(nodes.fit_scaler, ["forecast_clean", "forecast_split", "params:forecast"], "forecast_scaler",
+                 name="fit_scaler", tags=["prepare"]),
+            node(
+                nodes.train_forecaster,
+                ["forecast_clean", "forecast_split", "forecast_scaler", "params:forecast"],
+                ["forecast_model", "forecast_history"],
+                name="train_forecaster",
+                tags=["train"],
+            ),
+            node(
+                nodes.evaluate_forecaster,
+                ["forecast_model", "forecast_clean", "forecast_split", "forecast_scaler", "params:forecast"],
+                ["forecast_metrics", "forecast_predictions"],
+                name="evaluate_forecaster",
+                tags=["evaluate"],
+            ),
+            node(nodes.plot_learning_curves, "forecast_history", "forecast_learning_curves",
+                 name="plot_learning_curves", tags=["evaluate"]),
+            node(nodes.plot_forecast, ["forecast_predictions", "params:forecast"], "forecast_plot",
+                 name="plot_forecast", tags=["evaluate"]),
+        ]
+    )

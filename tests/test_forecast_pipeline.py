@@ -1,0 +1,83 @@
+"""The forecast pipeline through Kedro's SequentialRunner, and what lands in MLflow."""
+
+import json
+
+import pytest
+import torch
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+from kedro.runner import SequentialRunner
+
+from lstm_lab.training.forecast import ForecastModule
+from tests.conftest import mlflow_client
+
+
+def run_forecast(root, **kw):
+    bootstrap_project(root)
+    with KedroSession.create(project_path=root, env="local") as session:
+        return session.run(pipeline_names=["forecast"], runner=SequentialRunner(), **kw)
+
+
+def test_pipeline_outputs_and_mlflow_run(tiny_project):
+    run_forecast(tiny_project)
+    reporting = tiny_project / "data" / "08_reporting"
+    metrics = json.loads((reporting / "forecast_metrics.json").read_text())
+    assert set(metrics) == {"lstm", "naive", "seasonal_naive"}
+    for scores in metrics.values():
+        assert set(scores) == {"mse", "mae", "mase", "mse_scaled", "mae_scaled"}
+        assert all(v >= 0 for v in scores.values())
+    assert (reporting / "forecast_learning_curves.png").stat().st_size > 1000
+    assert (reporting / "forecast_vs_actual.png").stat().st_size > 1000
+
+    # The saved checkpoint alone rebuilds the model.
+    ckpt = torch.load(tiny_project / "data/06_models/forecast_model.ckpt", weights_only=False)
+    module = ForecastModule(**ckpt["hyper_parameters"])
+    module.load_state_dict(ckpt["state_dict"])
+    assert module(torch.zeros(3, 16, 1)).shape == (3, 4, 1)
+
+    client = mlflow_client(tiny_project)
+    experiment = client.get_experiment_by_name("forecast")
+    assert experiment.artifact_location.startswith((tiny_project / "mlartifacts").as_uri())
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == "forecast L=16 H=4 lstm[8]"
+    assert run.data.params["window.lookback"] == "16"
+    assert run.data.params["model.hidden_sizes"] == "[8]"
+    assert run.data.params["training.max_epochs"] == "2"
+    assert run.data.tags["pipeline"] == "forecast" and run.data.tags["kedro_env"] == "local"
+    assert run.data.tags["git_commit"]
+    for key in ("train_loss", "val_loss"):
+        history = client.get_metric_history(run.info.run_id, key)
+        assert [m.step for m in history] == [0, 1]  # one point per epoch
+    assert run.data.metrics["test_lstm_mse"] == pytest.approx(metrics["lstm"]["mse"])
+    assert run.data.metrics["test_seasonal_naive_mase"] == pytest.approx(metrics["seasonal_naive"]["mase"])
+    artifacts = {f.path for d in ("model", "plots", "reports", "config") for f in client.list_artifacts(run.info.run_id, d)}
+    assert {
+        "model/forecast_model.ckpt",
+        "model/forecast_scaler.json",
+        "plots/forecast_learning_curves.png",
+        "plots/forecast_vs_actual.png",
+        "reports/forecast_metrics.json",
+        "config/resolved_parameters.yml",
+    } <= artifacts
+
+
+def test_training_is_deterministic(tiny_project):
+    run_forecast(tiny_project)
+    first = (tiny_project / "data/08_reporting/forecast_metrics.json").read_bytes()
+    model = (tiny_project / "data/06_models/forecast_model.ckpt").read_bytes()
+    run_forecast(tiny_project)
+    assert (tiny_project / "data/08_reporting/forecast_metrics.json").read_bytes() == first
+    assert (tiny_project / "data/06_models/forecast_model.ckpt").read_bytes() == model
+
+
+def test_failing_run_is_marked_failed(tiny_project):
+    (tiny_project / "conf/local/catalog.yml").write_text(
+        "forecast_raw:\n  type: pandas.CSVDataset\n  filepath: data/01_raw/absent.csv\n"
+    )
+    with pytest.raises(Exception, match="absent.csv"):
+        run_forecast(tiny_project)
+    client = mlflow_client(tiny_project)
+    (run,) = client.search_runs([client.get_experiment_by_name("forecast").experiment_id])
+    assert run.info.status == "FAILED"
+    assert "absent.csv" in run.data.tags["error"]
