@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import kedro, mlflow_client, write_yaml
+from tests.conftest import kedro, make_project, mlflow_client, write_yaml
 
 pytestmark = pytest.mark.slow
 
@@ -46,19 +46,23 @@ def test_default_run_with_both_pipeline_flags(tiny_project):
     assert [r.info.status for r in runs] == ["FINISHED", "FINISHED"]
 
 
-@pytest.fixture
-def csv_project(tiny_project):
-    write_yaml(tiny_project / "conf/local/catalog.yml", CSV_CATALOG)
-    write_yaml(tiny_project / "conf/local/parameters_forecast.yml", CSV_PARAMS)
-    series_csv().to_csv(tiny_project / "data/01_raw/series.csv", index=False)
-    done = kedro(tiny_project, "--pipelines=forecast")
+@pytest.fixture(scope="module")
+def csv_project(tmp_path_factory):
+    """One successful run on a user CSV; every bad-input case then fails against its saved outputs."""
+    root = make_project(tmp_path_factory.mktemp("csv") / "project", local_params=CSV_PARAMS)
+    write_yaml(root / "conf/local/catalog.yml", CSV_CATALOG)
+    series_csv().to_csv(root / "data/01_raw/series.csv", index=False)
+    done = kedro(root, "--pipelines=forecast")
     assert done.returncode == 0, done.stderr[-3000:]
-    return tiny_project
+    return root
 
 
 def break_csv(root, how):
     path = root / "data/01_raw/series.csv"
     frame = series_csv()
+    frame.to_csv(path, index=False)  # start each case from the good file
+    if how == "unknown parameter":
+        return
     if how == "missing file":
         path.unlink()
         return
@@ -94,8 +98,7 @@ def test_bad_input_one_line_error_and_nothing_overwritten(csv_project, how, args
         for p in [csv_project / "data/06_models/forecast_model.ckpt",
                   csv_project / "data/08_reporting/forecast_metrics.json"]
     }
-    if how != "unknown parameter":
-        break_csv(csv_project, how)
+    break_csv(csv_project, how)
     done = kedro(csv_project, "--pipelines=forecast", *args)
     assert done.returncode != 0
     last = done.stderr.strip().splitlines()[-1]
