@@ -27,6 +27,7 @@ def forecast_vs_actual(predictions: pd.DataFrame, target: str, horizon: int):
     """Actual test series with the 1-step-ahead and H-step-ahead LSTM forecasts and the baselines' H-step."""
     fig, ax = plt.subplots(figsize=(10, 4.5))
     rows = predictions[predictions["target"] == target]
+    rows = rows.assign(time=pd.to_datetime(rows["time"]))  # read back from CSV as text
     actual = rows[rows["step"] == 1].set_index("time")["actual"]
     ax.plot(actual.index, actual.values, color="black", linewidth=1.2, label="actual")
     for step, style in ((1, "-"), (horizon, "--")):
