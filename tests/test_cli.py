@@ -106,3 +106,20 @@ def test_bad_input_one_line_error_and_nothing_overwritten(csv_project, how, args
     assert "Traceback" not in done.stderr
     for path, content in kept.items():
         assert path.read_bytes() == content, f"{path.name} was overwritten by a failed run"
+
+
+def test_runs_without_any_network(tiny_project):
+    """`make run` must work offline once .venv exists: run the pipeline in a namespace with no network."""
+    import shutil
+    import subprocess
+
+    from tests.conftest import BIN, project_env
+
+    if not shutil.which("unshare") or subprocess.run(["unshare", "-n", "true"]).returncode != 0:
+        pytest.skip("cannot create a network namespace here (unshare -n needs root)")
+    done = subprocess.run(
+        ["unshare", "-n", str(BIN / "kedro"), "run", "--pipelines=forecast"],
+        cwd=tiny_project, env=project_env(), capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tiny_project / "data/08_reporting/forecast_metrics.json").is_file()

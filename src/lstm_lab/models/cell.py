@@ -1,0 +1,424 @@
+"""Gate-level LSTM: the recurrence written out, its variants, and a fused fast path.
+
+Why this file exists
+--------------------
+``torch.nn.LSTM`` runs one opaque fused kernel (oneDNN on CPU, cuDNN on GPU). It is the fastest way to
+run the standard LSTM, but it cannot express the variants compared by Greff et al. (2015), "LSTM: A Search
+Space Odyssey", nor variational (one mask per sequence) dropout on the recurrent state (Gal & Ghahramani
+2016), nor hand back the gate activations (Karpathy et al. 2015, "Visualizing and Understanding Recurrent
+Networks"). This file implements the recurrence itself so all of that is possible, while keeping
+torch.nn.LSTM's parameter layout — rows of ``W_ih`` (4H, I) and ``W_hh`` (4H, H) ordered i, f, g, o, two bias
+vectors — so weights move freely between the two implementations.
+
+The equations, one layer, one direction (⊙ is the element-wise product)::
+
+    a_t = W x_t + b_ih + b_hh + U h_{t-1}          (B, 4H), split into a_i, a_f, a_g, a_o
+    i_t = σ(a_i + p_i ⊙ c_{t-1})                      input gate      (p_* = peepholes, variants only)
+    f_t = σ(a_f + p_f ⊙ c_{t-1})                      forget gate
+    g_t = tanh(a_g)                                   candidate ("block input" z in Greff et al.)
+    c_t = f_t ⊙ c_{t-1} + i_t ⊙ g_t                   cell state
+    o_t = σ(a_o + p_o ⊙ c_t)                          output gate (peeps at the *new* cell)
+    h_t = o_t ⊙ tanh(c_t)
+
+Variants (Greff et al. 2015, Table 1; each is "vanilla" = the equations above *with* peepholes, changed in
+exactly one way; NP is the one torch.nn.LSTM implements)::
+
+    NP    no peepholes                    NIAF  g_t = a_g (no tanh on the candidate)
+    CIFG  i_t = 1 - f_t                   NOAF  h_t = o_t ⊙ c_t
+    NFG   f_t = 1                         FGR   i, f, o also get R [i, f, o]_{t-1} (9 extra H×H matrices,
+    NIG   i_t = 1                               stored as one (3H, 3H) matrix; gates at t=0 are zero)
+    NOG   o_t = 1
+
+A removed gate keeps its rows in W_ih / W_hh (so the state_dict keeps torch's shape); they get no gradient.
+
+Two implementations of the time loop
+------------------------------------
+Both do the input projection ``W x_t + b`` for every time step in ONE matmul before the loop, and the four
+gates' recurrent term in ONE fused (B, H) @ (H, 4H) matmul per step.
+
+* ``scan_reference``: the equations in a plain loop, differentiated by autograd. Every variant, and it can
+  return the gate activations. Autograd records ~12 nodes per step, and that bookkeeping dominates.
+* ``FusedLSTMScan``: NP only (the default, and what recurrent/input dropout use). The forward loop runs
+  without autograd and saves the gate activations; the backward pass is hand-written backpropagation through
+  time: per step one (B, 4H) @ (4H, H) matmul plus a few element-wise ops, with everything that does not
+  depend on the running gradient (σ' and tanh' factors) computed for all steps at once before the loop, and
+  dU = Σ_t dA_t^T h_{t-1} done as ONE (4H, T·B) @ (T·B, H) matmul after it.
+
+How the fast path was chosen (forward + backward, fp32, 2 threads, this repo's 2-core AMD EPYC VM, median of
+10; native = torch.nn.LSTM via oneDNN). Shapes (B, T, I, H):
+
+    loop                                  (4,12,5,8)   (32,200,100,128)  (64,100,65,128)
+    native torch.nn.LSTM                     0.9 ms         83 ms             61 ms
+    autograd, plain Python loop              2.6 ms        434 ms            280 ms
+    autograd, torch.jit.script loop          2.8 ms        295 ms            185 ms
+    autograd, torch.compile'd step           6.2 ms        717 ms            309 ms   (compile 25 s, then 6-7 s
+                                                                                      per new shape)
+    fused BPTT, plain Python loops           2.6 ms        125 ms            113 ms
+    fused BPTT, torch.jit.script loops       1.9 ms        117 ms            104 ms
+
+The algorithmic change (hand-written BPTT) is worth 2.5-3.5x; TorchScript on top of it only 7-9 % on these
+shapes (the time is in the matmuls and element-wise kernels, not in Python), and ``torch.jit.script`` is
+deprecated as of torch 2.13. torch.compile unrolls the time loop when compiling the whole scan (compile time
+grows with T and recompiles per T), and compiling one step leaves a guard + autograd-wrapper call per step,
+which is slower than the plain loop. So the loops below are plain Python; ``LOOP_BACKEND = "script"``
+switches to TorchScript for the fused loops (benchmarks/lstm_throughput.py measures both).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from typing import List, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from lstm_lab.errors import LstmLabError
+
+# ----------------------------------------------------------------------------------------------------------
+# Variants
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """Which parts of the vanilla LSTM are present. See the table in the module docstring."""
+
+    name: str
+    peepholes: bool = True
+    coupled_input_forget: bool = False  # CIFG: i = 1 - f
+    no_forget_gate: bool = False  # NFG: f = 1
+    no_input_gate: bool = False  # NIG: i = 1
+    no_output_gate: bool = False  # NOG: o = 1
+    no_input_activation: bool = False  # NIAF: g = a_g
+    no_output_activation: bool = False  # NOAF: h = o * c
+    full_gate_recurrence: bool = False  # FGR: [i, f, o]_{t-1} feed the gates through R (3H, 3H)
+
+
+VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in (
+        Variant("NP", peepholes=False),
+        Variant("vanilla"),
+        Variant("CIFG", coupled_input_forget=True),
+        Variant("NFG", no_forget_gate=True),
+        Variant("NIG", no_input_gate=True),
+        Variant("NOG", no_output_gate=True),
+        Variant("NIAF", no_input_activation=True),
+        Variant("NOAF", no_output_activation=True),
+        Variant("FGR", full_gate_recurrence=True),
+    )
+}
+
+
+def get_variant(name: str) -> Variant:
+    if name not in VARIANTS:
+        raise LstmLabError(f"unknown LSTM variant {name!r}; expected one of {sorted(VARIANTS)}")
+    return VARIANTS[name]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Reference path: one readable step, a loop over it, autograd does the rest.
+
+
+def lstm_step(
+    a_t: Tensor,  # (B, 4H) W x_t + b, precomputed for all t
+    h: Tensor,  # (B, H) h_{t-1} (already multiplied by the recurrent dropout mask, if any)
+    c: Tensor,  # (B, H) c_{t-1}
+    w_hh: Tensor,  # (4H, H) U, rows i, f, g, o
+    variant: Variant,
+    peep: Optional[Tensor] = None,  # (3H,) p_i, p_f, p_o
+    w_gg: Optional[Tensor] = None,  # (3H, 3H) FGR: previous [i, f, o] -> current [i, f, o]
+    gates_prev: Optional[Tensor] = None,  # (B, 3H) FGR: [i, f, o]_{t-1}
+) -> Tuple[Tensor, Tensor, Tuple[Tensor, Tensor, Tensor, Tensor]]:
+    """One time step of any variant. Returns h_t, c_t and the activations (i, f, g, o), each (B, H)."""
+    a = torch.addmm(a_t, h, w_hh.t())  # (B, 4H), the one fused recurrent matmul
+    a_i, a_f, a_g, a_o = a.chunk(4, dim=1)  # each (B, H)
+    if variant.full_gate_recurrence:
+        r_i, r_f, r_o = (gates_prev @ w_gg.t()).chunk(3, dim=1)  # each (B, H)
+        a_i, a_f, a_o = a_i + r_i, a_f + r_f, a_o + r_o
+    if variant.peepholes:
+        p_i, p_f, p_o = peep.chunk(3)  # each (H,)
+        a_i, a_f = a_i + p_i * c, a_f + p_f * c
+
+    f = torch.ones_like(a_f) if variant.no_forget_gate else torch.sigmoid(a_f)
+    if variant.coupled_input_forget:
+        i = 1.0 - f
+    elif variant.no_input_gate:
+        i = torch.ones_like(a_i)
+    else:
+        i = torch.sigmoid(a_i)
+    g = a_g if variant.no_input_activation else torch.tanh(a_g)
+    c = f * c + i * g  # (B, H)
+
+    if variant.peepholes:
+        a_o = a_o + p_o * c  # the output gate looks at the new cell state
+    o = torch.ones_like(a_o) if variant.no_output_gate else torch.sigmoid(a_o)
+    h = o * (c if variant.no_output_activation else torch.tanh(c))
+    return h, c, (i, f, g, o)
+
+
+def scan_reference(
+    xp: Tensor,  # (T, B, 4H) input projection incl. both biases
+    w_hh: Tensor,  # (4H, H)
+    h: Tensor,  # (B, H) h_0
+    c: Tensor,  # (B, H) c_0
+    variant: Variant,
+    peep: Optional[Tensor] = None,
+    w_gg: Optional[Tensor] = None,
+    valid: Optional[Tensor] = None,  # (T, B, 1) bool, False past each sequence's end
+    rmask: Optional[Tensor] = None,  # (B, H) recurrent dropout mask, the same at every step
+    return_gates: bool = False,
+) -> Tuple[Tensor, Tensor, Tensor, Optional[dict[str, Tensor]]]:
+    """Run ``lstm_step`` over time. Returns out (T, B, H), h_T, c_T and optionally gates {i,f,g,o,c}: (T, B, H).
+
+    Past a sequence's end (``valid`` False) the state is frozen and outputs/gates are zero, so h_T, c_T are
+    the state at each sequence's last valid step.
+    """
+    H = h.shape[1]
+    gates_prev = h.new_zeros(h.shape[0], 3 * H) if variant.full_gate_recurrence else None  # (B, 3H)
+    outs: List[Tensor] = []
+    rec: dict[str, List[Tensor]] = {k: [] for k in "ifgoc"}
+    for t in range(xp.shape[0]):
+        h_in = h if rmask is None else h * rmask
+        h_new, c_new, (i, f, g, o) = lstm_step(xp[t], h_in, c, w_hh, variant, peep, w_gg, gates_prev)
+        ifo = torch.cat([i, f, o], dim=1) if gates_prev is not None else None  # (B, 3H)
+        if valid is None:
+            h, c, gates_prev = h_new, c_new, ifo
+            step = {"i": i, "f": f, "g": g, "o": o, "c": c_new}
+            outs.append(h_new)
+        else:
+            v = valid[t]  # (B, 1)
+            h, c = torch.where(v, h_new, h), torch.where(v, c_new, c)
+            if gates_prev is not None:
+                gates_prev = torch.where(v, ifo, gates_prev)
+            step = {"i": i * v, "f": f * v, "g": g * v, "o": o * v, "c": c_new * v}
+            outs.append(h_new * v)
+        if return_gates:
+            for k, val in step.items():
+                rec[k].append(val)
+    gates = {k: torch.stack(vals) for k, vals in rec.items()} if return_gates else None
+    return torch.stack(outs), h, c, gates
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Fused fast path (NP): forward without autograd, hand-written backward through time.
+
+
+def _fused_forward_loop(
+    xp: Tensor,  # (T, B, 4H), g block pre-scaled by 2
+    w_hh: Tensor,  # (4H, H), g rows pre-scaled by 2
+    h: Tensor,  # (B, H)
+    c: Tensor,  # (B, H)
+    valid: Optional[Tensor],  # (T, B, 1) bool
+    rmask: Optional[Tensor],  # (B, H)
+) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Returns out (T, B, H), carried h (T, B, H), carried c (T, B, H), activations i|f|g|o (T, B, 4H).
+
+    tanh(x) is computed as 2σ(2x) - 1 (the same function): on this CPU torch.tanh costs ~4x torch.sigmoid
+    per element (45 vs 11 µs for 64×128 fp32), so the g block's pre-activation arrives doubled and ONE
+    in-place sigmoid over (B, 4H) gives all four gates. Results are written straight into preallocated
+    (T, ...) buffers (``out=``) instead of stacking lists afterwards.
+    """
+    T, B, H = xp.shape[0], h.shape[0], h.shape[1]
+    w_t = w_hh.t()  # (H, 4H)
+    acts = torch.empty_like(xp)  # (T, B, 4H)
+    cs = xp.new_empty((T, B, H))
+    hs = xp.new_empty((T, B, H))
+    out = hs if valid is None else xp.new_empty((T, B, H))
+    for t in range(T):
+        h_in = h if rmask is None else h * rmask
+        s = torch.addmm(xp[t], h_in, w_t, out=acts[t]).sigmoid_()  # (B, 4H) σ(a_i), σ(a_f), σ(2a_g), σ(a_o)
+        s[:, 2 * H : 3 * H].mul_(2.0).sub_(1.0)  # g = 2σ(2a_g) - 1 = tanh(a_g)
+        i, f, g, o = s.chunk(4, dim=1)  # each (B, H)
+        if valid is None:
+            c = torch.addcmul(f * c, i, g, out=cs[t])  # (B, H)
+            h = torch.mul(o, torch.sigmoid(2.0 * c).mul_(2.0).sub_(1.0), out=hs[t])  # o ⊙ tanh(c)
+        else:
+            v = valid[t]  # (B, 1): past the end, carry the state and output zero
+            c_new = torch.addcmul(f * c, i, g)
+            h_new = o * torch.sigmoid(2.0 * c_new).mul_(2.0).sub_(1.0)
+            c = torch.where(v, c_new, c, out=cs[t])
+            h = torch.where(v, h_new, h, out=hs[t])
+            torch.mul(h_new, v, out=out[t])
+    return out, hs, cs, acts
+
+
+def _fused_backward_loop(
+    dout: Tensor,  # (T, B, H) gradient w.r.t. the outputs
+    dh: Tensor,  # (B, H) gradient w.r.t. h_T
+    dc: Tensor,  # (B, H) gradient w.r.t. c_T
+    K: Tensor,  # (T, B, 4H) local derivatives of the activations, see FusedLSTMScan.backward
+    K1: Tensor,  # (T, B, H) ∂h_t/∂c_t = o ⊙ (1 - tanh²c)
+    f: Tensor,  # (T, B, H) ∂c_t/∂c_{t-1} = f
+    w_hh: Tensor,  # (4H, H)
+    valid: Optional[Tensor],  # (T, B, 1) float 0/1, already folded into K's o-block and K1
+    rmask: Optional[Tensor],  # (B, H)
+) -> Tuple[Tensor, Tensor, Tensor]:
+    """Backpropagation through time. Returns dA (T, B, 4H) = ∂L/∂(pre-activations), ∂L/∂h_0, ∂L/∂c_0."""
+    dA = torch.empty_like(K)
+    for t in range(dout.shape[0] - 1, -1, -1):
+        dh_in = dout[t] + dh  # (B, H) gradient reaching h_t
+        if valid is None:
+            dc_t = torch.addcmul(dc, dh_in, K1[t])  # (B, H) total gradient on c_t
+        else:
+            dc_t = torch.addcmul(dc * valid[t], dh_in, K1[t])  # zero past the end
+        d = torch.mul(torch.cat([dc_t, dc_t, dc_t, dh_in], dim=1), K[t], out=dA[t])  # (B, 4H) da_i|f|g|o
+        dh_prev = torch.mm(d, w_hh)  # (B, H) through the recurrent matmul
+        if rmask is not None:
+            dh_prev = dh_prev * rmask
+        dc_prev = dc_t * f[t]
+        if valid is not None:  # past the end the state was carried unchanged: pass the gradient through
+            skip = 1.0 - valid[t]  # (B, 1)
+            dh_prev = torch.addcmul(dh_prev, skip, dh)
+            dc_prev = torch.addcmul(dc_prev, skip, dc)
+        dh, dc = dh_prev, dc_prev
+    return dA, dh, dc
+
+
+# "python" or "script" (TorchScript); see the measurements in the module docstring.
+LOOP_BACKEND = "python"
+_SCRIPTED: dict[str, object] = {}
+
+
+def _loops():
+    if LOOP_BACKEND == "python":
+        return _fused_forward_loop, _fused_backward_loop
+    if not _SCRIPTED:
+        with warnings.catch_warnings():  # torch.jit.script is deprecated in torch 2.13
+            warnings.simplefilter("ignore")
+            _SCRIPTED["fwd"] = torch.jit.script(_fused_forward_loop)
+            _SCRIPTED["bwd"] = torch.jit.script(_fused_backward_loop)
+    return _SCRIPTED["fwd"], _SCRIPTED["bwd"]
+
+
+class FusedLSTMScan(torch.autograd.Function):
+    """NP LSTM over time: ``(xp, w_hh, h0, c0, valid, rmask) -> (out (T, B, H), h_T, c_T)``.
+
+    Backward, with A = pre-activations and the activations saved by forward. Per step t, going back:
+        dh   = dout_t + dh_{t+1}                       gradient reaching h_t
+        dc   = dc_{t+1} + dh ⊙ o ⊙ (1 - tanh²c_t)
+        da_i = dc ⊙ g ⊙ i(1-i)    da_f = dc ⊙ c_{t-1} ⊙ f(1-f)
+        da_g = dc ⊙ i ⊙ (1-g²)    da_o = dh ⊙ tanh(c_t) ⊙ o(1-o)
+        dh_t-1 = dA U (⊙ recurrent mask),  dc_t-1 = dc ⊙ f
+    The factors multiplying dc / dh (K, K1) do not depend on the running gradient, so they are computed
+    for all t at once before the loop. Past a sequence's end (valid = 0) the state was carried, so the
+    gradient is carried too and dA = 0 there (valid is folded into K and K1).
+    """
+
+    @staticmethod
+    def forward(ctx, xp, w_hh, h0, c0, valid, rmask):
+        fwd, _ = _loops()
+        H = h0.shape[1]
+        with torch.no_grad():
+            g_x2 = torch.ones(4 * H, dtype=xp.dtype, device=xp.device)
+            g_x2[2 * H : 3 * H] = 2.0  # doubles a_g, for tanh(a_g) = 2σ(2a_g) - 1 (see _fused_forward_loop)
+            out, hs, cs, acts = fwd(xp * g_x2, w_hh * g_x2[:, None], h0, c0, valid, rmask)
+        ctx.save_for_backward(w_hh, h0, c0, hs, cs, acts, valid, rmask)
+        return out, hs[-1].clone(), cs[-1].clone()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, dout, dh_n, dc_n):
+        w_hh, h0, c0, hs, cs, acts, valid, rmask = ctx.saved_tensors
+        T, B, H = hs.shape
+        i, f, g, o = acts.chunk(4, dim=2)  # each (T, B, H)
+        K = torch.empty_like(acts)  # (T, B, 4H), filled in place block by block
+        K_i, K_f, K_g, K_o = K.chunk(4, dim=2)
+        torch.mul(i, 1 - i, out=K_i).mul_(g)  # g ⊙ σ'
+        torch.mul(f, 1 - f, out=K_f)  # c_{t-1} ⊙ σ'
+        K_f[0].mul_(c0)
+        K_f[1:].mul_(cs[:-1])
+        torch.mul(g, g, out=K_g).neg_().add_(1.0).mul_(i)  # i ⊙ tanh'
+        tc = torch.tanh(cs)  # (T, B, H)
+        torch.mul(o, 1 - o, out=K_o).mul_(tc)  # tanh(c) ⊙ σ'
+        K1 = torch.addcmul(o, o, tc * tc, value=-1.0)  # o ⊙ (1 - tanh²c)
+        vf = None
+        if valid is not None:
+            vf = valid.to(acts.dtype)  # (T, B, 1)
+            K_o.mul_(vf)
+            K1.mul_(vf)
+        dout = torch.zeros_like(hs) if dout is None else dout.contiguous()
+        dh_n = torch.zeros_like(h0) if dh_n is None else dh_n
+        dc_n = torch.zeros_like(c0) if dc_n is None else dc_n
+        _, bwd = _loops()
+        dA, dh0, dc0 = bwd(dout, dh_n, dc_n, K, K1, f.contiguous(), w_hh, vf, rmask)
+
+        dw_hh = None  # Σ_t dA_tᵀ h_{t-1}: one (4H, T·B) @ (T·B, H) matmul for all steps
+        if ctx.needs_input_grad[1] and rmask is None:
+            dw_hh = torch.addmm(dA[0].t() @ h0, dA[1:].reshape(-1, 4 * H).t(), hs[:-1].reshape(-1, H))
+        elif ctx.needs_input_grad[1]:
+            h_prev = torch.cat([h0[None], hs[:-1]]) * rmask  # (T, B, H) the h each step's matmul saw
+            dw_hh = dA.reshape(T * B, 4 * H).t() @ h_prev.reshape(T * B, H)
+        return dA, dw_hh, dh0, dc0, None, None
+
+
+# ----------------------------------------------------------------------------------------------------------
+# One layer, one direction: input dropout, time reversal, input projection, scan.
+
+
+def reverse_time(x: Tensor, lengths: Optional[Tensor]) -> Tensor:
+    """Reverse (T, B, ...) along time, each sequence within its own length (padding stays in place).
+
+    Applying it twice gives back x. With lengths, the reverse direction starts at each sequence's own end,
+    which is what torch.nn.LSTM does for a PackedSequence.
+    """
+    if lengths is None:
+        return x.flip(0)
+    T = x.shape[0]
+    t = torch.arange(T, device=x.device)[:, None]  # (T, 1)
+    idx = torch.where(t < lengths[None, :], lengths[None, :] - 1 - t, t)  # (T, B)
+    return x.gather(0, idx.view(T, -1, *([1] * (x.dim() - 2))).expand_as(x))
+
+
+def lstm_layer(
+    x: Tensor,  # (T, B, I)
+    w_ih: Tensor,  # (4H, I)
+    w_hh: Tensor,  # (4H, H)
+    b_ih: Optional[Tensor],  # (4H,)
+    b_hh: Optional[Tensor],  # (4H,)
+    h0: Tensor,  # (B, H)
+    c0: Tensor,  # (B, H)
+    variant: Variant,
+    peep: Optional[Tensor] = None,  # (3H,)
+    w_gg: Optional[Tensor] = None,  # (3H, 3H)
+    lengths: Optional[Tensor] = None,  # (B,) long, only when some sequence is shorter than T
+    reverse: bool = False,
+    input_mask: Optional[Tensor] = None,  # (B, I) variational input dropout mask
+    recurrent_mask: Optional[Tensor] = None,  # (B, H) variational recurrent dropout mask
+    return_gates: bool = False,
+    fused: bool = True,
+) -> Tuple[Tensor, Tensor, Tensor, Optional[dict[str, Tensor]]]:
+    """One direction of one layer. Returns out (T, B, H), h_n (B, H), c_n (B, H), gates or None.
+
+    ``fused=False`` forces the reference loop even where the fused one applies (tests compare the two).
+    """
+    T, B, _ = x.shape
+    valid = None
+    if lengths is not None:
+        valid = (torch.arange(T, device=x.device)[:, None] < lengths[None, :]).unsqueeze(-1)  # (T, B, 1)
+        x = x.masked_fill(~valid, 0.0)  # padding never reaches the arithmetic, even if it holds NaN
+    if input_mask is not None:
+        x = x * input_mask  # (T, B, I), the same mask at every step
+    if reverse:
+        x = reverse_time(x, lengths)
+
+    bias = None
+    if b_ih is not None:
+        bias = b_ih + b_hh  # (4H,)
+    xp = x.reshape(T * B, -1) @ w_ih.t()  # (T·B, 4H): every step's input projection in one matmul
+    if bias is not None:
+        xp = xp + bias
+    xp = xp.view(T, B, -1)  # (T, B, 4H)
+
+    if fused and variant.name == "NP" and not return_gates:
+        out, h_n, c_n = FusedLSTMScan.apply(xp, w_hh, h0, c0, valid, recurrent_mask)
+        gates = None
+    else:
+        out, h_n, c_n, gates = scan_reference(
+            xp, w_hh, h0, c0, variant, peep, w_gg, valid, recurrent_mask, return_gates
+        )
+    if reverse:
+        out = reverse_time(out, lengths)
+        if gates is not None:
+            gates = {k: reverse_time(v, lengths) for k, v in gates.items()}
+    return out, h_n, c_n, gates
