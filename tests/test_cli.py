@@ -61,7 +61,7 @@ def break_csv(root, how):
     path = root / "data/01_raw/series.csv"
     frame = series_csv()
     frame.to_csv(path, index=False)  # start each case from the good file
-    if how == "unknown parameter":
+    if how in ("unknown parameter", "two cpu devices without a strategy"):
         return
     if how == "missing file":
         path.unlink()
@@ -86,6 +86,8 @@ CASES = [
     ("duplicate timestamp", [], r"forecast_raw: duplicate timestamp 2024-01-02 06:00:00"),
     ("unknown parameter", ["--params=forecast.training.lerning_rate=0.1"],
      r"forecast.training.lerning_rate: unknown parameter"),
+    ("two cpu devices without a strategy", ["--params=forecast.training.trainer.devices=2"],
+     r"forecast.training.trainer"),
 ]
 
 

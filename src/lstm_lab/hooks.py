@@ -23,6 +23,7 @@ from kedro.framework.hooks import hook_impl
 
 from lstm_lab import tracking
 from lstm_lab.params import schema_for, validate
+from lstm_lab.training.distributed import Platform, plan_training
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,9 @@ class MlflowTrackingHooks:
                 continue
             key = "forecast" if name == "__default__" else name
             validated = validate(name, self._params.get(key))
+            training = getattr(validated, "training", None)
+            if training is not None:  # a device/strategy combination that cannot work fails here, not mid-run
+                plan_training(training.trainer, Platform.detect(training.trainer), f"{key}.training.trainer")
             config[key] = validated.model_dump(mode="json")
 
         project = self._project_path or Path(run_params.get("project_path", "."))

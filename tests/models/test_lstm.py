@@ -75,7 +75,7 @@ def test_cell_matches_torch(L, bi, bf):
     assert_same_results(run(ref, x, hx), run(ours, x, hx))
 
 
-@pytest.mark.parametrize("L", [1, 2])
+@pytest.mark.parametrize("L", [1, 2, 3])
 @pytest.mark.parametrize("bi", [False, True])
 @pytest.mark.parametrize("bf", [False, True])
 def test_cell_matches_torch_on_variable_lengths(L, bi, bf):
@@ -253,23 +253,18 @@ def test_dropout_off_in_eval_and_on_in_train():
     assert not torch.allclose(model(x)[0], model(x)[0])
 
 
-def test_recurrent_dropout_gradients_match_reference_path():
+def test_recurrent_dropout_gradients_match_reference_path(monkeypatch):
+    """Fused path (hand-written backward) vs reference path (autograd), with the same dropout masks."""
+    import lstm_lab.models.lstm as lstm_mod
+
     model = LSTM(5, 4, 1, bidirectional=True, recurrent_dropout=0.3, input_dropout=0.2).train()
     x = torch.randn(6, 3, 5)
     lengths = torch.tensor([6, 2, 4])
     torch.manual_seed(7)
     fused = run(model, x, lengths=lengths)
+    monkeypatch.setattr(lstm_mod, "lstm_layer", lambda *a, **k: cell.lstm_layer(*a, **k, fused=False))
     torch.manual_seed(7)  # same masks
-    orig = cell.lstm_layer
-    try:
-        cell_layer = lambda *a, **k: orig(*a, **k, fused=False)  # noqa: E731
-        import lstm_lab.models.lstm as lstm_mod
-
-        lstm_mod.lstm_layer = cell_layer
-        reference = run(model, x, lengths=lengths)
-    finally:
-        lstm_mod.lstm_layer = orig
-    assert_same_results(fused, reference)
+    assert_same_results(fused, run(model, x, lengths=lengths))
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -388,9 +383,9 @@ def test_bad_forward_arguments(impl):
         model(x, lengths=torch.tensor([6, 2]))
     with pytest.raises(LstmLabError, match="lengths has 3 entries"):
         model(x, lengths=torch.tensor([1, 2, 3]))
+    with pytest.raises(LstmLabError, match="not both"):
+        model(pack_padded_sequence(x, torch.tensor([5, 2])), lengths=torch.tensor([5, 2]))
     if impl == "cell":
-        with pytest.raises(LstmLabError, match="not both"):
-            model(pack_padded_sequence(x, torch.tensor([5, 2])), lengths=torch.tensor([5, 2]))
         with pytest.raises(LstmLabError, match="expected h0 of shape"):
             model(x, (torch.zeros(1, 3, 4), torch.zeros(1, 3, 4)))
 
@@ -418,3 +413,12 @@ def test_frozen_recurrent_weights_and_deepcopy():
     clone = copy.deepcopy(model)
     assert clone.resolved_impl == "cell" and clone.forget_bias == 1.0
     assert_close(clone(x)[0], model(x)[0])
+
+
+def test_no_bias_matches_torch():
+    ref = torch.nn.LSTM(5, 4, 2, bias=False)
+    ours = LSTM(5, 4, 2, bias=False, impl="cell")  # forget_bias has nothing to go into: ignored
+    assert list(ours.state_dict()) == list(ref.state_dict())
+    ours.load_state_dict(ref.state_dict())
+    x = torch.randn(6, 3, 5)
+    assert_same_results(run(ref, x), run(ours, x))

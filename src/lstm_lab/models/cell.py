@@ -44,24 +44,34 @@ gates' recurrent term in ONE fused (B, H) @ (H, 4H) matmul per step.
   depend on the running gradient (σ' and tanh' factors) computed for all steps at once before the loop, and
   dU = Σ_t dA_t^T h_{t-1} done as ONE (4H, T·B) @ (T·B, H) matmul after it.
 
-How the fast path was chosen (forward + backward, fp32, 2 threads, this repo's 2-core AMD EPYC VM, median of
-10; native = torch.nn.LSTM via oneDNN). Shapes (B, T, I, H):
+How the fast path was chosen (this repo's 2-core AMD EPYC VM, fp32, torch.set_num_threads(2); medians)
+1. Prototypes, forward + backward of one layer's scan only, median of 10 (native = torch.nn.LSTM, oneDNN):
 
-    loop                                  (4,12,5,8)   (32,200,100,128)  (64,100,65,128)
-    native torch.nn.LSTM                     0.9 ms         83 ms             61 ms
-    autograd, plain Python loop              2.6 ms        434 ms            280 ms
-    autograd, torch.jit.script loop          2.8 ms        295 ms            185 ms
-    autograd, torch.compile'd step           6.2 ms        717 ms            309 ms   (compile 25 s, then 6-7 s
-                                                                                      per new shape)
-    fused BPTT, plain Python loops           2.6 ms        125 ms            113 ms
-    fused BPTT, torch.jit.script loops       1.9 ms        117 ms            104 ms
+    (B, T, I, H)                          (32, 200, 100, 128)   (64, 100, 65, 128)
+    native torch.nn.LSTM                        83 ms                 61 ms
+    autograd, plain Python loop                434 ms                280 ms
+    autograd, torch.jit.script loop            295 ms                185 ms
+    autograd, torch.compile'd step fn          717 ms                309 ms   compile: 25 s, then 6-7 s per shape
+    fused BPTT, plain Python loops             125 ms                113 ms
+    fused BPTT, torch.jit.script loops         117 ms                104 ms
 
-The algorithmic change (hand-written BPTT) is worth 2.5-3.5x; TorchScript on top of it only 7-9 % on these
-shapes (the time is in the matmuls and element-wise kernels, not in Python), and ``torch.jit.script`` is
-deprecated as of torch 2.13. torch.compile unrolls the time loop when compiling the whole scan (compile time
-grows with T and recompiles per T), and compiling one step leaves a guard + autograd-wrapper call per step,
-which is slower than the plain loop. So the loops below are plain Python; ``LOOP_BACKEND = "script"``
-switches to TorchScript for the fused loops (benchmarks/lstm_throughput.py measures both).
+   torch.compile of the whole fused loops unrolls the time loop: first call 70 s at T=10; at T=100 (2 layers)
+   it had not finished after 600 s (both measured while other jobs loaded the machine). Compiling only the
+   step leaves a guard check and an autograd wrapper per step, slower than the plain loop.
+2. Then, in the fused loops: tanh as 2σ(2x) - 1 (torch.tanh costs ~4x torch.sigmoid per element here) and
+   writing into preallocated buffers instead of stacking lists: ~5-15 % less, within this VM's noise.
+3. Final code, full training step (forward + backward + Adam, benchmarks/results/lstm_throughput.md,
+   steps of the variants interleaved in one process):
+
+    shape (B, T, I, H, layers)            native   cell (Python loops)   cell (TorchScript)   autograd loop
+    forecast  (32, 10, 1, 50, 1)          3.1 ms        5.2 ms               4.6 ms              5.9 ms
+    sentiment (32, 200, 100, 128, 1)       81 ms        133 ms               121 ms              417 ms
+    textgen   (64, 100, 65, 128, 2)       152 ms        217 ms               197 ms              528 ms
+
+The algorithmic change (hand-written BPTT) is worth 2.5-3x on the long sequences; TorchScript on top of it
+only 9-12 %, costs +50-65 MiB peak RSS in that benchmark, and ``torch.jit.script`` is deprecated as of torch
+2.13. So the loops below are plain Python; ``LOOP_BACKEND = "script"`` switches the fused loops to
+TorchScript.
 """
 
 from __future__ import annotations
@@ -215,8 +225,8 @@ def _fused_forward_loop(
     """Returns out (T, B, H), carried h (T, B, H), carried c (T, B, H), activations i|f|g|o (T, B, 4H).
 
     tanh(x) is computed as 2σ(2x) - 1 (the same function): on this CPU torch.tanh costs ~4x torch.sigmoid
-    per element (45 vs 11 µs for 64×128 fp32), so the g block's pre-activation arrives doubled and ONE
-    in-place sigmoid over (B, 4H) gives all four gates. Results are written straight into preallocated
+    per element (45 vs 11 µs for 64×128 fp32, one thread), so the g block's pre-activation arrives doubled
+    and ONE in-place sigmoid over (B, 4H) gives all four gates. Results are written straight into preallocated
     (T, ...) buffers (``out=``) instead of stacking lists afterwards.
     """
     T, B, H = xp.shape[0], h.shape[0], h.shape[1]

@@ -50,6 +50,9 @@ GATE_NAMES = ("i", "f", "g", "o", "c")
 
 
 class LSTM(nn.LSTM):
+    """torch.nn.LSTM plus ``impl``, ``variant``, ``forget_bias``, ``recurrent_dropout``, ``input_dropout`` and
+    ``return_gates`` (keyword-only; see the module docstring). ``forget_bias`` is ignored when ``bias=False``."""
+
     def __init__(
         self,
         input_size: int,
@@ -162,6 +165,8 @@ class LSTM(nn.LSTM):
     def _forward_native(self, input, hx, lengths):
         if lengths is None:
             return super().forward(input, hx)
+        if isinstance(input, PackedSequence):
+            raise LstmLabError("pass either a PackedSequence or lengths=, not both")
         x = self._check_padded_input(input)
         T = x.shape[1] if self.batch_first else x.shape[0]
         lengths = self._check_lengths(lengths, x.shape[0] if self.batch_first else x.shape[1], T)

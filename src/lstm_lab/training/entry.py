@@ -4,14 +4,23 @@
 prepared arrays, builds the task's LightningModule and DataModule, trains with early stopping on ``val_loss``
 and returns the best weights. A Kedro node, a Ray Tune trial and a DDP rank all call this same function; they
 differ only in the ``callbacks`` they add (MLflow metrics, Tune reports) and where ``tracking`` points.
+
+Several devices (``training.trainer``, checked first by ``distributed.plan_training``, before any process
+starts): ``ddp_spawn`` / ``ddp_fork`` train in child processes of this one, and the best checkpoint, its score
+and the epoch history come back through files in the checkpoint directory; ``ddp`` / ``fsdp`` run
+``torchrun -m lstm_lab.train`` as a subprocess and read rank 0's files the same way. Either way the caller gets
+one ``FitResult`` in this process, and whatever surrounds the call (a Kedro pipeline) runs once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
+import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +29,9 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
-from lstm_lab.training.callbacks import EpochHistory, MlflowEpochMetrics, MlflowTarget
+from lstm_lab.errors import LstmLabError
+from lstm_lab.training import distributed
+from lstm_lab.training.callbacks import EpochHistory, MlflowEpochMetrics, MlflowTarget, read_history
 from lstm_lab.training.config import TrainingConfig
 
 log = logging.getLogger(__name__)
@@ -37,7 +48,9 @@ for _name in ("lightning.pytorch", "lightning.fabric"):
 @dataclass
 class FitResult:
     module: pl.LightningModule  # best weights loaded
-    checkpoint: dict[str, Any]  # the best Lightning checkpoint (what ModelCheckpoint wrote), in memory
+    # The best Lightning checkpoint (what ModelCheckpoint wrote), in memory. None only in a torchrun rank other
+    # than 0: rank 0 reports for the job (lstm_lab.train).
+    checkpoint: dict[str, Any] | None
     best_val_loss: float
     history: list[dict[str, float]] = field(default_factory=list)
 
@@ -93,9 +106,61 @@ def run_training(
     if task not in TASKS:
         raise KeyError(f"unknown task {task!r}; known: {sorted(TASKS)}")
     cfg = TrainingConfig.model_validate(config.get("training", {}))
+    where = f"{task}.training.trainer"
+    plan = distributed.plan_training(cfg.trainer, distributed.Platform.detect(cfg.trainer), where=where)
+    if plan.launcher == "torchrun":
+        if list(callbacks):
+            raise LstmLabError(f"{where}.strategy: {plan.strategy} trains in torchrun processes, which cannot run "
+                               "the caller's callbacks; use ddp_spawn or ddp_fork")
+        return _run_with_torchrun(task, config, data, plan, tracking=tracking, checkpoint_dir=checkpoint_dir)
+    # plan.strategy differs from the setting only for 'auto' on several GPUs inside a torchrun rank ('ddp').
+    cfg = cfg.model_copy(update={"trainer": cfg.trainer.model_copy(update={"strategy": plan.strategy})})
     pl.seed_everything(cfg.seed, workers=True)  # before the model is built: weight init is seeded too
     module, datamodule = TASKS[task](config, data)
     return fit(module, datamodule, cfg, tracking=tracking, callbacks=callbacks, checkpoint_dir=checkpoint_dir)
+
+
+def _run_with_torchrun(task, config, data, plan, *, tracking, checkpoint_dir) -> FitResult:
+    """Write the job, run it under torchrun, and rebuild rank 0's result in this process."""
+    with _job_directory(checkpoint_dir) as job_dir:
+        for stale in (distributed.RESULT_FILE, distributed.HISTORY_FILE, distributed.CHECKPOINT_FILE):
+            (job_dir / stale).unlink(missing_ok=True)  # a failed job must not pass for an earlier one
+        distributed.write_job(job_dir, config, data)
+        result = distributed.launch_torchrun(plan, task, job_dir, tracking, where=f"{task}.training.trainer")
+        checkpoint, _ = load_checkpoint(job_dir / distributed.CHECKPOINT_FILE)
+        history = read_history(job_dir / distributed.HISTORY_FILE)
+    module, _ = TASKS[task](config, data)  # an empty shell of the right shape for rank 0's best weights
+    module.load_state_dict(checkpoint["state_dict"])
+    best_val = float(result["best_val_loss"])
+    log.info("best val_loss %.6f after %d epoch(s) on %d torchrun rank(s)", best_val, len(history), plan.world_size)
+    return FitResult(module=module, checkpoint=checkpoint, best_val_loss=best_val, history=history)
+
+
+@contextlib.contextmanager
+def _job_directory(checkpoint_dir: str | Path | None) -> Iterator[Path]:
+    """$LSTM_LAB_JOB_DIR (one path every node can read), else the checkpoint directory, else a scratch one."""
+    chosen = os.environ.get(distributed.JOB_DIR_ENV) or checkpoint_dir
+    if chosen:
+        path = Path(chosen).resolve()
+        path.mkdir(parents=True, exist_ok=True)
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="lstm_lab_job_") as scratch:
+        yield Path(scratch)
+
+
+def load_checkpoint(path: str | Path) -> tuple[dict[str, Any], float | None]:
+    """A checkpoint file as a dict without callback state, and the best score ModelCheckpoint kept in it.
+
+    Callback state holds the checkpoint directory's (often random) path: it is dropped, so that identical
+    training gives byte-identical checkpoints (stable DVC hashes). Weights, optimiser and loop state stay.
+    """
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    score = None
+    for key, state in (checkpoint.pop("callbacks", None) or {}).items():
+        if key.startswith("ModelCheckpoint") and state.get("best_model_score") is not None:
+            score = float(state["best_model_score"])
+    return checkpoint, score
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -138,7 +203,9 @@ def fit(
         torch.set_num_threads(cfg.num_threads)
     with tempfile.TemporaryDirectory(prefix="lstm_lab_ckpt_") as scratch:
         ckpt_dir = Path(checkpoint_dir) if checkpoint_dir else Path(scratch)
-        history = EpochHistory()
+        # Rank 0 also writes the rows to a file: under ddp_spawn/ddp_fork it runs in a child process, and
+        # this process's copy of the callback stays empty.
+        history = EpochHistory(ckpt_dir / distributed.HISTORY_FILE)
         best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss", mode="min", save_top_k=1)
         all_callbacks: list[pl.Callback] = [history, best, *callbacks]
         if cfg.early_stopping_patience:
@@ -155,13 +222,15 @@ def fit(
             all_callbacks.append(MlflowEpochMetrics(tracking))
         trainer = build_trainer(cfg, all_callbacks, ckpt_dir)
         trainer.fit(module, datamodule=datamodule)
+        if not trainer.is_global_zero:  # a torchrun rank other than 0: the file may live on another node
+            return FitResult(module=module, checkpoint=None, best_val_loss=math.nan, history=[])
         if not best.best_model_path:
             raise RuntimeError("training produced no checkpoint: val_loss was never finite")
-        checkpoint = torch.load(best.best_model_path, map_location="cpu", weights_only=False)
-        # Callback state holds the scratch directory's random path: dropped, so that identical training
-        # gives byte-identical checkpoints (stable DVC hashes). Weights, optimiser and loop state stay.
-        checkpoint.pop("callbacks", None)
+        # Lightning hands best_model_path back from spawned/forked ranks but not best_model_score, so the score
+        # comes from the checkpoint's own ModelCheckpoint state.
+        checkpoint, score = load_checkpoint(best.best_model_path)
+        rows = history.collect()
     module.load_state_dict(checkpoint["state_dict"])
-    best_val = float(best.best_model_score)
-    log.info("best val_loss %.6f after %d epoch(s)", best_val, len(history.rows))
-    return FitResult(module=module, checkpoint=checkpoint, best_val_loss=best_val, history=history.rows)
+    best_val = score if score is not None else float(best.best_model_score)
+    log.info("best val_loss %.6f after %d epoch(s)", best_val, len(rows))
+    return FitResult(module=module, checkpoint=checkpoint, best_val_loss=best_val, history=rows)
