@@ -22,7 +22,7 @@ from typing import Any
 from kedro.framework.hooks import hook_impl
 
 from lstm_lab import tracking
-from lstm_lab.params import schema_for, validate
+from lstm_lab.params import params_key, schema_for, validate
 from lstm_lab.training.distributed import Platform, plan_training
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ class MlflowTrackingHooks:
         for name in names:
             if schema_for(name) is None:
                 continue
-            key = "forecast" if name == "__default__" else name
+            key = params_key(name)
             validated = validate(name, self._params.get(key))
             training = getattr(validated, "training", None)
             if training is not None:  # a device/strategy combination that cannot work fails here, not mid-run

@@ -21,16 +21,21 @@ def _schemas() -> dict[str, type[BaseModel]]:
     return {"forecast": ForecastParams}
 
 
+def params_key(pipeline: str) -> str:
+    """The top-level parameters key of a registered pipeline: ``__default__`` runs forecast."""
+    return "forecast" if pipeline == "__default__" else pipeline
+
+
 def schema_for(pipeline: str) -> type[BaseModel] | None:
-    """The parameter schema of a registered pipeline (``__default__`` is forecast); None if it has none."""
-    return _schemas().get("forecast" if pipeline == "__default__" else pipeline)
+    """The parameter schema of a registered pipeline; None if it has none."""
+    return _schemas().get(params_key(pipeline))
 
 
 def validate(pipeline: str, raw: Any) -> BaseModel:
     schema = schema_for(pipeline)
     if schema is None:
         raise KeyError(pipeline)
-    key = "forecast" if pipeline == "__default__" else pipeline
+    key = params_key(pipeline)
     where = f"conf/*/parameters_{key}.yml"
     if raw is None:
         raise LstmLabError(f"{where}: no '{key}:' section found")
