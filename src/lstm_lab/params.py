@@ -8,6 +8,7 @@ from and what was expected, e.g.::
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -15,10 +16,10 @@ from pydantic import BaseModel, ValidationError
 from lstm_lab.errors import LstmLabError
 
 
-def _schemas() -> dict[str, type[BaseModel]]:
-    from lstm_lab.pipelines.forecast.params import ForecastParams
-
-    return {"forecast": ForecastParams}
+def _schema_module(key: str) -> str:
+    """Each pipeline package declares ``SCHEMA`` in its ``params`` module; sweeps share the tune package's."""
+    package = "tune" if key.startswith("tune_") else key
+    return f"lstm_lab.pipelines.{package}.params"
 
 
 def params_key(pipeline: str) -> str:
@@ -28,7 +29,14 @@ def params_key(pipeline: str) -> str:
 
 def schema_for(pipeline: str) -> type[BaseModel] | None:
     """The parameter schema of a registered pipeline; None if it has none."""
-    return _schemas().get(params_key(pipeline))
+    name = _schema_module(params_key(pipeline))
+    try:
+        module = importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and name.startswith(exc.name):  # no such package; a broken import still raises
+            return None
+        raise
+    return getattr(module, "SCHEMA", None)
 
 
 def validate(pipeline: str, raw: Any) -> BaseModel:

@@ -15,12 +15,13 @@ one ``FitResult`` in this process, and whatever surrounds the call (a Kedro pipe
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import math
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,35 +63,20 @@ class FitResult:
 # --------------------------------------------------------------------------------------------------------------
 # Tasks: how each pipeline turns (config, data) into a LightningModule and a DataModule
 # --------------------------------------------------------------------------------------------------------------
-def _build_forecast(config: Mapping[str, Any], data: Mapping[str, Any]):
-    from lstm_lab.training.forecast import ForecastDataModule, ForecastModule
-
-    window, training = config["window"], TrainingConfig.model_validate(config.get("training", {}))
-    inputs, targets = data["inputs"], data["targets"]
-    module = ForecastModule(
-        n_features=inputs.shape[1],
-        n_targets=targets.shape[1],
-        horizon=window["horizon"],
-        model=dict(config.get("model", {})),
-        training=training.model_dump(),
-        residual=config.get("residual", True),
-    )
-    datamodule = ForecastDataModule(
-        inputs,
-        targets,
-        data["bounds"],
-        lookback=window["lookback"],
-        horizon=window["horizon"],
-        stride=window.get("stride", 1),
-        batch_size=training.batch_size,
-        seed=training.seed,
-    )
-    return module, datamodule
-
-
-TASKS: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any]], tuple[pl.LightningModule, pl.LightningDataModule]]] = {
-    "forecast": _build_forecast,
+# Each task module exposes ``build_task(config, data) -> (LightningModule, LightningDataModule)``; imported on
+# first use so a trial or rank loads only the task it trains.
+TASKS: dict[str, str] = {
+    "forecast": "lstm_lab.training.forecast",
+    "sentiment": "lstm_lab.training.sentiment",
+    "textgen": "lstm_lab.training.textgen",
 }
+
+
+def build_task(task: str, config: Mapping[str, Any], data: Mapping[str, Any]):
+    """The task's LightningModule and DataModule for ``config`` on ``data``."""
+    if task not in TASKS:
+        raise KeyError(f"unknown task {task!r}; known: {sorted(TASKS)}")
+    return importlib.import_module(TASKS[task]).build_task(config, data)
 
 
 def run_training(
@@ -116,7 +102,7 @@ def run_training(
     # plan.strategy differs from the setting only for 'auto' on several GPUs inside a torchrun rank ('ddp').
     cfg = cfg.model_copy(update={"trainer": cfg.trainer.model_copy(update={"strategy": plan.strategy})})
     pl.seed_everything(cfg.seed, workers=True)  # before the model is built: weight init is seeded too
-    module, datamodule = TASKS[task](config, data)
+    module, datamodule = build_task(task, config, data)
     return fit(module, datamodule, cfg, tracking=tracking, callbacks=callbacks, checkpoint_dir=checkpoint_dir)
 
 
@@ -129,7 +115,7 @@ def _run_with_torchrun(task, config, data, plan, *, tracking, checkpoint_dir) ->
         result = distributed.launch_torchrun(plan, task, job_dir, tracking, where=f"{task}.training.trainer")
         checkpoint, _ = load_checkpoint(job_dir / distributed.CHECKPOINT_FILE)
         history = read_history(job_dir / distributed.HISTORY_FILE)
-    module, _ = TASKS[task](config, data)  # an empty shell of the right shape for rank 0's best weights
+    module, _ = build_task(task, config, data)  # an empty shell of the right shape for rank 0's best weights
     module.load_state_dict(checkpoint["state_dict"])
     best_val = float(result["best_val_loss"])
     log.info("best val_loss %.6f after %d epoch(s) on %d torchrun rank(s)", best_val, len(history), plan.world_size)

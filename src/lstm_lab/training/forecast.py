@@ -7,6 +7,7 @@ built lazily by ``WindowDataset`` so no copy of all windows ever exists. The mod
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import lightning.pytorch as pl
@@ -108,3 +109,28 @@ class ForecastModule(pl.LightningModule):
 
     def configure_optimizers(self):
         return build_optimizer(self.parameters(), self.cfg)
+
+
+def build_task(config: Mapping[str, Any], data: Mapping[str, Any]) -> tuple[ForecastModule, ForecastDataModule]:
+    """The training entry's hook (``entry.TASKS``): the module and data module for one forecast config."""
+    window, training = config["window"], TrainingConfig.model_validate(config.get("training", {}))
+    inputs, targets = data["inputs"], data["targets"]
+    module = ForecastModule(
+        n_features=inputs.shape[1],
+        n_targets=targets.shape[1],
+        horizon=window["horizon"],
+        model=dict(config.get("model", {})),
+        training=training.model_dump(),
+        residual=config.get("residual", True),
+    )
+    datamodule = ForecastDataModule(
+        inputs,
+        targets,
+        data["bounds"],
+        lookback=window["lookback"],
+        horizon=window["horizon"],
+        stride=window.get("stride", 1),
+        batch_size=training.batch_size,
+        seed=training.seed,
+    )
+    return module, datamodule

@@ -59,3 +59,4 @@ class ForecastParams(StrictModel):
     model: ModelSpec = Field(default_factory=ModelSpec)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     evaluation: EvaluationParams = Field(default_factory=EvaluationParams)
+SCHEMA = ForecastParams
