@@ -40,12 +40,13 @@ def test_pipeline_outputs_and_mlflow_run(tiny_project):
     assert experiment.artifact_location.startswith((tiny_project / "mlartifacts").as_uri())
     (run,) = client.search_runs([experiment.experiment_id])
     assert run.info.status == "FINISHED"
-    assert run.info.run_name == "forecast L=16 H=4 lstm[8]"
+    assert run.info.run_name == "forecast L=16 H=4 lstm[8] lr=0.002"
     assert run.data.params["window.lookback"] == "16"
     assert run.data.params["model.hidden_sizes"] == "[8]"
     assert run.data.params["training.max_epochs"] == "2"
     assert run.data.tags["pipeline"] == "forecast" and run.data.tags["kedro_env"] == "local"
     assert run.data.tags["git_commit"]
+    assert run.data.tags["dvc_lock_digest"] == "none"  # the temporary project has no dvc.lock
     for key in ("train_loss", "val_loss"):
         history = client.get_metric_history(run.info.run_id, key)
         assert [m.step for m in history] == [0, 1]  # one point per epoch

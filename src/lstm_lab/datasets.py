@@ -67,6 +67,22 @@ class AtomicJSONDataset(_FileDataset):
             tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
+class AtomicYAMLDataset(_FileDataset):
+    """YAML in block style, keys in the order given: a parameters file a user can copy into conf/."""
+
+    def load(self) -> Any:
+        import yaml
+
+        self._require()
+        return yaml.safe_load(self._filepath.read_text(encoding="utf-8"))
+
+    def save(self, data: Any) -> None:
+        import yaml
+
+        with atomic_path(self._filepath) as tmp:
+            tmp.write_text(yaml.safe_dump(data, sort_keys=False, default_flow_style=None), encoding="utf-8")
+
+
 class TorchCheckpointDataset(_FileDataset):
     """A Lightning checkpoint dict (``state_dict``, ``hyper_parameters``, ...) saved with ``torch.save``."""
 

@@ -35,12 +35,25 @@ def _pipeline_names(run_params: dict[str, Any]) -> list[str]:
     return list(names) or ["__default__"]
 
 
+def _with_swept_pipelines(names: list[str]) -> list[str]:
+    """``tune_forecast`` also runs forecast's data nodes with ``params:forecast``: validate and log both."""
+    out: list[str] = []
+    for name in names:
+        key = params_key(name)
+        if key.startswith("tune_") and key[len("tune_"):] not in out:
+            out.append(key[len("tune_"):])
+        if name not in out:
+            out.append(name)
+    return out
+
+
 class MlflowTrackingHooks:
     def __init__(self):
         self._project_path: Path | None = None
         self._env: str | None = None
         self._params: dict[str, Any] = {}
         self._catalog_conf: dict[str, Any] = {}
+        self._catalog = None
         self._run = None
         self._user_uri: str | None = None
 
@@ -53,6 +66,7 @@ class MlflowTrackingHooks:
     @hook_impl
     def after_catalog_created(self, catalog, conf_catalog) -> None:
         self._catalog_conf = conf_catalog or {}
+        self._catalog = catalog
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
@@ -60,7 +74,8 @@ class MlflowTrackingHooks:
 
         names = _pipeline_names(run_params)
         config: dict[str, Any] = {}
-        for name in names:
+        experiment = "+".join(sorted({params_key(n) for n in names if schema_for(n) is not None})) or "+".join(names)
+        for name in _with_swept_pipelines(names):
             if schema_for(name) is None:
                 continue
             key = params_key(name)
@@ -75,12 +90,12 @@ class MlflowTrackingHooks:
         # a second session in the same process (a notebook, a test) resolves its own project's store.
         self._user_uri = os.environ.get("MLFLOW_TRACKING_URI")
         mlflow.set_tracking_uri(tracking.tracking_uri(project))
-        experiment = "+".join(sorted(config)) or "+".join(names)
         mlflow.set_experiment(experiment_id=tracking.ensure_experiment(experiment, project))
         tags = {
             "pipeline": ",".join(names),
             "kedro_env": str(run_params.get("env") or self._env or _default_env()),
             "git_commit": tracking.git_commit(project),
+            "dvc_lock_digest": ",".join(tracking.dvc_lock_digest(project, params_key(n)) for n in names),
             "kedro_session_id": str(run_params.get("session_id") or run_params.get("run_id") or ""),
             "kedro_tags": ",".join(run_params.get("tags") or []),
         }
@@ -101,7 +116,7 @@ class MlflowTrackingHooks:
 
         if self._run is None:
             return
-        conf = self._catalog_conf.get(dataset_name) or {}
+        conf = self._catalog_conf.get(dataset_name) or self._resolved_conf(dataset_name)
         meta = (conf.get("metadata") or {}).get("lstm_lab") or {}
         if meta.get("mlflow_metrics") is not None and isinstance(data, dict):
             prefix = str(meta["mlflow_metrics"])
@@ -116,6 +131,14 @@ class MlflowTrackingHooks:
             path = path if path.is_absolute() else Path.cwd() / path
             if path.is_file():
                 mlflow.log_artifact(str(path), artifact_path=meta.get("artifact_path", "outputs"))
+
+    def _resolved_conf(self, dataset_name: str) -> dict[str, Any]:
+        """The config of a dataset declared by a catalog pattern (``"tune_{pipeline}_results"``)."""
+        resolver = getattr(self._catalog, "config_resolver", None)
+        try:
+            return dict(resolver.resolve_pattern(dataset_name) or {}) if resolver is not None else {}
+        except Exception:  # noqa: BLE001 - a dataset without a pattern simply has no metadata
+            return {}
 
     @hook_impl
     def after_pipeline_run(self, run_params, run_result, pipeline, catalog) -> None:
@@ -149,16 +172,37 @@ def _default_env() -> str:
 
 
 def _run_name(names: list[str], config: dict[str, Any]) -> str:
-    """Pipeline plus the parameters that tell runs apart in a list: ``forecast L=104 H=12 lstm[50]``."""
-    parts = []
+    """Pipeline plus the parameters that tell runs apart in a list.
+
+    ``forecast L=104 H=13 lstm[50] lr=0.002``, ``sentiment bilstm[128] attention lr=0.001``,
+    ``tune_forecast asha random x10 (forecast L=104 H=13 lstm[50] lr=0.002)``.
+    """
+    parts = {}
     for key, section in config.items():
-        bits = [key]
-        window = section.get("window")
-        if window:
-            bits.append(f"L={window['lookback']} H={window['horizon']}")
-        model = section.get("model")
-        if model:
-            bi = "bi" if model.get("bidirectional") else ""
-            bits.append(f"{bi}lstm{model['hidden_sizes']}".replace(" ", ""))
-        parts.append(" ".join(bits))
-    return " + ".join(parts) or "+".join(names)
+        if key.startswith("tune_"):
+            bits = [key, section["scheduler"]["type"], section["search"]["algorithm"], f"x{section['num_samples']}"]
+        else:
+            bits = [key]
+            window = section.get("window") or {}
+            if "lookback" in window:
+                bits.append(f"L={window['lookback']} H={window['horizon']}")
+            if "length" in window:  # textgen: characters per training window
+                bits.append(f"T={window['length']}")
+            model = section.get("model") or {}
+            if model:
+                bi = "bi" if model.get("bidirectional") else ""
+                bits.append(f"{bi}lstm{model['hidden_sizes']}".replace(" ", ""))
+                if model.get("variant", "NP") != "NP":
+                    bits.append(model["variant"])
+                if model.get("pooling", "last") != "last":
+                    bits.append(model["pooling"])
+            training = section.get("training") or {}
+            if "learning_rate" in training:
+                bits.append(f"lr={training['learning_rate']:g}")
+        parts[key] = " ".join(bits)
+    sweeps = [k for k in parts if k.startswith("tune_")]
+    for sweep in sweeps:  # the swept pipeline's own settings read as the sweep's base
+        base = sweep[len("tune_"):]
+        if base in parts:
+            parts[sweep] += f" ({parts.pop(base)})"
+    return " + ".join(parts.values()) or "+".join(names)

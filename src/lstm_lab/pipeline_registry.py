@@ -17,7 +17,7 @@ def register_pipelines() -> dict[str, Pipeline]:
     pipelines: dict[str, Pipeline] = {}
     for entry in sorted(importlib.resources.files("lstm_lab.pipelines").iterdir(), key=lambda p: p.name):
         name = entry.name
-        if not entry.is_dir() or name.startswith((".", "_")) or name == SWEEP_FACTORY:
+        if name.startswith((".", "_")) or name == SWEEP_FACTORY or not entry.joinpath("pipeline.py").is_file():
             continue
         # An import error here is a bug in that pipeline: let it surface instead of hiding the pipeline.
         pipelines[name] = importlib.import_module(f"lstm_lab.pipelines.{name}.pipeline").create_pipeline()

@@ -70,3 +70,21 @@ def git_commit(path: str | Path) -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return f"{commit}-dirty" if dirty else commit
+
+
+def dvc_lock_file(project_path: str | Path, pipeline: str) -> Path:
+    """The dvc.lock holding ``pipeline``'s stages: the root one for forecast, ``stages/<pipeline>/`` else."""
+    root = Path(project_path)
+    own = root / "stages" / pipeline / "dvc.lock"
+    return own if (root / "stages" / pipeline / "dvc.yaml").is_file() else root / "dvc.lock"
+
+
+def dvc_lock_digest(project_path: str | Path, pipeline: str) -> str:
+    """SHA-256 (first 16 hex) of that dvc.lock as the run starts: the locked data and parameters it began
+    from (under ``dvc repro`` the earlier stages of the same repro are already in it); ``none`` without one."""
+    import hashlib
+
+    lock = dvc_lock_file(project_path, pipeline)
+    if not lock.is_file():
+        return "none"
+    return hashlib.sha256(lock.read_bytes()).hexdigest()[:16]

@@ -40,3 +40,44 @@ def forecast_vs_actual(predictions: pd.DataFrame, target: str, horizon: int):
     ax.legend(fontsize=8)
     fig.autofmt_xdate()
     return fig
+
+
+def sweep_importance(table: pd.DataFrame, parameters: list[str], metric: str = "val_loss", top: int = 4):
+    """val_loss against each of the ``top`` most important swept parameters (importance: see below).
+
+    Importance is the share of the metric's variance explained by the parameter: the squared rank correlation
+    for numbers, the between-group share (eta squared) for categories. Crude on a few trials, but it orders the
+    panels so the first one is where the sweep found a difference.
+    """
+    import numpy as np
+
+    done = table[np.isfinite(pd.to_numeric(table[metric], errors="coerce"))]
+    scored = []
+    for name in parameters:
+        column = done[name]
+        numeric = pd.to_numeric(column, errors="coerce")
+        if numeric.notna().all() and numeric.nunique() > 2:
+            rho = numeric.rank().corr(done[metric].rank()) if len(done) > 2 else 0.0
+            scored.append((0.0 if pd.isna(rho) else float(rho) ** 2, name, True))
+        else:
+            groups = done.groupby(column.astype(str))[metric]
+            total = float(((done[metric] - done[metric].mean()) ** 2).sum())
+            between = float((groups.count() * (groups.mean() - done[metric].mean()) ** 2).sum())
+            scored.append((between / total if total > 0 else 0.0, name, False))
+    scored.sort(key=lambda item: -item[0])
+    chosen = scored[:top] or [(0.0, "(no parameters)", False)]
+    fig, axes = plt.subplots(1, len(chosen), figsize=(4 * len(chosen), 3.6), squeeze=False)
+    for ax, (importance, name, numeric) in zip(axes[0], chosen, strict=True):
+        if name in done:
+            x = pd.to_numeric(done[name]) if numeric else done[name].astype(str)
+            ax.scatter(x, done[metric], alpha=0.8)
+            best = done[metric].idxmin()
+            ax.scatter([x[best]], [done[metric][best]], color="red", marker="*", s=150, label="best")
+            ax.legend(fontsize=8)
+        ax.set_xlabel(f"{name}  (importance {importance:.2f})")
+        ax.set_ylabel(metric)
+        ax.grid(True, alpha=0.3)
+        ax.tick_params(axis="x", labelrotation=30)
+    fig.suptitle(f"{metric} by parameter, {len(done)} finished trial(s) of {len(table)}")
+    fig.tight_layout()
+    return fig

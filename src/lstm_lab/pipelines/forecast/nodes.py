@@ -2,7 +2,8 @@
 
 prepare:  forecast_raw → clean_series → forecast_clean → split_series → forecast_split
                                                         └→ fit_scaler  → forecast_scaler
-train:    (clean, split, scaler) → train_forecaster → forecast_model (best checkpoint), forecast_history
+train:    (clean, split, scaler) → training_data → forecast_training_data (memory)
+          → train_forecaster → forecast_model (best checkpoint), forecast_history
 evaluate: (model, clean, split, scaler) → evaluate_forecaster → forecast_metrics, forecast_predictions → plots
 """
 
@@ -76,17 +77,22 @@ def _scaled_arrays(clean_frame: pd.DataFrame, scaler: dict[str, Any], p: Forecas
 
 
 # ------------------------------------------------------------------------------------------------------ train
-def train_forecaster(
+def training_data(
     clean_frame: pd.DataFrame, split: dict[str, int], scaler: dict[str, Any], params: dict[str, Any]
-) -> tuple[dict[str, Any], pd.DataFrame]:
+) -> dict[str, Any]:
+    """What ``run_training("forecast", ...)`` takes: scaled arrays and split rows (in memory, not saved).
+
+    Every tunable pipeline ends its data preparation in ``<pipeline>_training_data``; the sweep pipelines
+    (``tune_<pipeline>``) reuse the nodes up to it and hand the result to each Ray trial.
+    """
     p = _params(params)
     inputs, targets = _scaled_arrays(clean_frame, scaler, p)
-    result = run_training(
-        "forecast",
-        p.model_dump(mode="json"),
-        {"inputs": inputs, "targets": targets, "bounds": split},
-        tracking=active_target(),
-    )
+    return {"inputs": inputs, "targets": targets, "bounds": dict(split)}
+
+
+def train_forecaster(data: dict[str, Any], params: dict[str, Any]) -> tuple[dict[str, Any], pd.DataFrame]:
+    p = _params(params)
+    result = run_training("forecast", p.model_dump(mode="json"), data, tracking=active_target())
     return result.checkpoint, pd.DataFrame(result.history)
 
 

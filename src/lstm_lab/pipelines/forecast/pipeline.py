@@ -15,8 +15,15 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(nodes.fit_scaler, ["forecast_clean", "forecast_split", "params:forecast"], "forecast_scaler",
                  name="fit_scaler", tags=["prepare"]),
             node(
-                nodes.train_forecaster,
+                nodes.training_data,
                 ["forecast_clean", "forecast_split", "forecast_scaler", "params:forecast"],
+                "forecast_training_data",
+                name="training_data",
+                tags=["train"],
+            ),
+            node(
+                nodes.train_forecaster,
+                ["forecast_training_data", "params:forecast"],
                 ["forecast_model", "forecast_history"],
                 name="train_forecaster",
                 tags=["train"],
