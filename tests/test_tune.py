@@ -46,6 +46,14 @@ def test_choice_is_sampled_by_index_and_decoded_to_the_value():
     assert sorted(domain.categories) == [0, 1]  # Optuna accepts only scalars: lists never reach it
 
 
+def test_grid_enumerates_every_value_and_needs_random_search():
+    space = SearchSpace(dims={"model.hidden_sizes": {"type": "grid", "values": [[8], [16]]}})
+    assert space.to_tune()["model.hidden_sizes"] == {"grid_search": [0, 1]}
+    with pytest.raises(LstmLabError, match="need search.algorithm: random"):
+        validate("tune_forecast", {"search": {"algorithm": "optuna"},
+                                   "space": {"model.dropout": {"type": "grid", "values": [0.0, 0.1]}}})
+
+
 def test_quantised_integer_bounds_are_inclusive_like_the_seeds_units():
     space = SearchSpace(dims={"model.hidden_sizes": {"type": "qrandint", "low": 32, "high": 512, "q": 32}})
     domain = space.to_tune()["model.hidden_sizes"]
@@ -80,6 +88,18 @@ def test_bad_sweep_settings_give_one_line(space, message):
     with pytest.raises(LstmLabError, match=message) as info:
         validate("tune_forecast", {"space": space})
     assert "\n" not in str(info.value) and "parameters_tune_forecast.yml" in str(info.value)
+
+
+def test_local_overrides_replace_base_distributions():
+    from lstm_lab.tuning.config import TuneParams
+
+    merged = {"model.hidden_sizes": {"type": "choice", "values": [[8]], "low": 32, "high": 512, "q": 32},
+              "model.num_layers": None, "training.learning_rate": {"type": "loguniform", "low": 1e-4, "high": 1e-2}}
+    space = TuneParams.model_validate({"space": merged}).space
+    assert set(space) == {"model.hidden_sizes", "training.learning_rate"}
+    assert space["model.hidden_sizes"].type == "choice" and space["model.hidden_sizes"].values == [[8]]
+    with pytest.raises(LstmLabError, match="lerning"):  # a misspelt key is still an error, not dropped
+        validate("tune_forecast", {"space": {"x.y": {"type": "uniform", "low": 0, "high": 1, "lerning": 2}}})
 
 
 def test_report_averages_executions_and_ranks_nan_last():
@@ -131,8 +151,11 @@ def _sweep_project(root, sweep):
     local = yaml.safe_load(yaml.safe_dump(TINY_FORECAST))
     local["forecast"]["training"]["num_threads"] = 1  # trials use one thread: re-training must match bit for bit
     make_project(root, local)
-    # Parameters merge key by key across environments, so a whole space is set in the project's base file.
-    write_yaml(root / "conf/base/parameters_tune_forecast.yml", {"tune_forecast": sweep})
+    # conf/local merges into conf/base key by key: base dimensions not wanted here are removed with null, and
+    # model.hidden_sizes (a qrandint in base) becomes a choice.
+    space = {"model.num_layers": None, "training.optimizer": None, "training.learning_rate": None,
+             **sweep["space"]}
+    write_yaml(root / "conf/local/parameters_tune_forecast.yml", {"tune_forecast": {**sweep, "space": space}})
     return root
 
 

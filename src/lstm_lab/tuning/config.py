@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal, get_args
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from lstm_lab.models.spec import StrictModel
 from lstm_lab.tuning.space import Distribution, SearchSpace
+
+# The keys each distribution type takes, e.g. "uniform" → {type, low, high}.
+_FIELDS = {
+    model.model_fields["type"].annotation.__args__[0]: set(model.model_fields)
+    for model in get_args(get_args(Distribution)[0])
+}
 
 
 class SchedulerParams(StrictModel):
@@ -45,6 +51,37 @@ class TuneParams(StrictModel):
     storage_path: str = "ray_results"  # relative to the project; never a DVC output
     resume: bool = True  # an interrupted sweep with the same settings continues where it stopped
     space: dict[str, Distribution] = Field(min_length=1)  # dotted parameter path → distribution
+
+    @field_validator("space", mode="before")
+    @classmethod
+    def _merged_entries(cls, space: Any) -> Any:
+        """Undo what Kedro's key-by-key merge of environments does to a distribution.
+
+        ``conf/local`` giving ``{type: choice, values: [...]}`` for a path that conf/base gives as
+        ``{type: qrandint, low, high, q}`` arrives as one dict with all five keys: keep the keys of the type
+        it names when every other key belongs to some other distribution type. ``null`` removes a base entry.
+        """
+        if not isinstance(space, dict):
+            return space
+        out = {}
+        for key, entry in space.items():
+            if entry is None:
+                continue
+            if isinstance(entry, dict) and entry.get("type") in _FIELDS:
+                own = _FIELDS[entry["type"]]
+                extra = set(entry) - own
+                if extra and extra <= set().union(*_FIELDS.values()):
+                    entry = {k: v for k, v in entry.items() if k in own}
+            out[key] = entry
+        return out
+
+    @model_validator(mode="after")
+    def _grid_needs_random_search(self) -> TuneParams:
+        grids = [key for key, dist in self.space.items() if dist.type == "grid"]
+        if grids and self.search.algorithm != "random":
+            raise ValueError(f"grid entries {grids} need search.algorithm: random (Optuna samples, it does not "
+                             "enumerate)")
+        return self
 
     @property
     def search_space(self) -> SearchSpace:

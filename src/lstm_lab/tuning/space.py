@@ -8,7 +8,8 @@ A space maps a dotted path into ``parameters_<pipeline>.yml`` to a distribution:
       training.optimizer: {type: choice, values: [adam, rmsprop]}
       training.learning_rate: {type: loguniform, low: 1.0e-4, high: 1.0e-2}
 
-``model.num_layers`` is the one path that is not a parameter itself: it repeats a sampled layer width. Bounds
+``grid`` (values) tries every value (crossed with the other grids) once per ``num_samples``; random search
+only. ``model.num_layers`` is the one path that is not a parameter itself: it repeats a sampled layer width. Bounds
 are inclusive for every integer type. ``choice`` values may be anything YAML holds (lists too); Ray and Optuna
 see only the index of the value, so any searcher handles them, and results are reported with the value.
 """
@@ -43,6 +44,17 @@ class Choice(StrictModel):
 
     def corners(self) -> list[Any]:
         return list(self.values)
+
+
+class Grid(Choice):
+    """Every value, once per ``num_samples`` (crossed with the other grids): an exhaustive sweep."""
+
+    type: Literal["grid"]
+
+    def to_tune(self):
+        from ray import tune
+
+        return tune.grid_search(list(range(len(self.values))))
 
 
 class _Range(StrictModel):
@@ -122,7 +134,7 @@ class QRandInt(RandInt):
 
 
 Distribution = Annotated[
-    Choice | Uniform | LogUniform | QUniform | RandInt | QRandInt, Field(discriminator="type")
+    Choice | Grid | Uniform | LogUniform | QUniform | RandInt | QRandInt, Field(discriminator="type")
 ]
 
 

@@ -153,6 +153,7 @@ def run_sweep(
                     max_concurrent_trials=settings.max_concurrent_trials if settings.search.algorithm != "random"
                     else None,
                     scheduler=_scheduler(settings, base), search_alg=_searcher(settings),
+                    reuse_actors=True,  # one worker process runs trial after trial: torch is imported once
                     trial_name_creator=lambda trial: f"{task}_{trial.trial_id}",
                     trial_dirname_creator=lambda trial: f"{task}_{trial.trial_id}",
                 ),
