@@ -159,3 +159,73 @@ class StatsmodelsDataset(AbstractDataset):
 
     def _exists(self) -> bool:
         return True
+
+
+# ------------------------------------------------------------------------------------------------ textgen
+class TextFileDataset(_FileDataset):
+    """A text file read and written whole (atomically): generated samples, markdown reports."""
+
+    def __init__(self, filepath: str, encoding: str = "utf-8", metadata: dict[str, Any] | None = None):
+        super().__init__(filepath, metadata)
+        self._encoding = encoding
+
+    def load(self) -> str:
+        self._require()
+        return self._filepath.read_text(encoding=self._encoding)
+
+    def save(self, data: str) -> None:
+        with atomic_path(self._filepath) as tmp:
+            tmp.write_text(data, encoding=self._encoding)
+
+
+class TextSource:
+    """Where a corpus lives (it may not exist yet): ``path``, ``encoding`` and ``read()``."""
+
+    def __init__(self, path: Path, encoding: str = "utf-8"):
+        self.path, self.encoding = Path(path), encoding
+
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+    def read(self) -> str:
+        try:
+            return self.path.read_text(encoding=self.encoding)
+        except UnicodeDecodeError as exc:
+            raise LstmLabError(f"{self.path}: not valid {self.encoding} text ({exc.reason} at byte {exc.start})") from None
+
+    def __repr__(self) -> str:
+        return f"TextSource({str(self.path)!r})"
+
+
+class TextCorpusDataset(_FileDataset):
+    """A plain-text corpus, loaded as a :class:`TextSource` rather than its text: the node that reads it can
+    first download it when the pipeline's parameters ask for that (``lstm_lab.data.download.fetch``), and
+    otherwise say where the missing file belongs. Read-only."""
+
+    def __init__(self, filepath: str, encoding: str = "utf-8", metadata: dict[str, Any] | None = None):
+        super().__init__(filepath, metadata)
+        self._encoding = encoding
+
+    def load(self) -> TextSource:
+        return TextSource(self._filepath, self._encoding)
+
+    def save(self, data: Any) -> None:
+        raise DatasetError(f"{self._filepath}: TextCorpusDataset is read-only")
+
+
+class NumpyArrayDataset(_FileDataset):
+    """One numpy array as ``.npy`` (no pickle), written atomically: e.g. an encoded corpus (uint8/uint16)."""
+
+    def load(self):
+        import numpy as np
+
+        self._require()
+        return np.load(self._filepath, allow_pickle=False)
+
+    def save(self, data) -> None:
+        import numpy as np
+
+        with atomic_path(self._filepath) as tmp, open(tmp, "wb") as handle:
+            np.save(handle, np.asarray(data), allow_pickle=False)
+
+

@@ -3,6 +3,11 @@
 torch.nn.LSTM stacks layers of one size only; the spec allows 64 → 32 → 16. Consecutive layers of equal size
 are grouped into one multi-layer LSTM so the fast path (oneDNN / cuDNN) still fuses them; a size change starts
 a new block. Each block is ``lstm_lab.models.lstm.LSTM``, which picks the native or gate-level path itself.
+
+Carrying state (a language model generating one character at a time, truncated BPTT): ``sequence(x, state)``
+returns the per-step outputs and the final ``(h, c)`` of every block, and accepts them back to continue the
+same sequences; ``forward(x, lengths, state=...)`` takes the same initial state. State = one ``(h_n, c_n)`` pair
+per block, each ``(layers · directions, B, hidden)`` exactly as torch.nn.LSTM lays it out.
 """
 
 from __future__ import annotations
@@ -15,6 +20,9 @@ from torch import nn
 from lstm_lab.models.attention import AdditiveAttention, DotProductAttention
 from lstm_lab.models.lstm import LSTM
 from lstm_lab.models.spec import ModelSpec
+
+# One (h_n, c_n) per block of the encoder, each (layers · directions, B, hidden).
+EncoderState = list[tuple[torch.Tensor, torch.Tensor]]
 
 
 class LSTMEncoder(nn.Module):
@@ -53,17 +61,35 @@ class LSTMEncoder(nn.Module):
             return forward + backward
         return out
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None):
-        """x (B, T, F) → (sequence outputs (B, T, D), pooled (B, D)). ``lengths`` (B,) masks padding."""
-        out, h_n = x, None
+    def sequence(
+        self, x: torch.Tensor, state: EncoderState | None = None, lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, EncoderState]:
+        """x (B, T, F) → (sequence outputs (B, T, D), final state of every block).
+
+        ``state``: the initial state, e.g. the final state of the previous call to continue those sequences
+        (None = zeros). With ``lengths`` the final state is taken at each sequence's true end.
+        """
+        if state is not None and len(state) != len(self.blocks):
+            raise ValueError(f"state has {len(state)} entries for an encoder of {len(self.blocks)} block(s)")
+        out, final = x, []
         for b, block in enumerate(self.blocks):
             if b:
                 out = self.between(out)
+            hx = None if state is None else state[b]
             if lengths is not None:
-                out, (h_n, _) = block(out, lengths=lengths)
+                out, (h_n, c_n) = block(out, hx, lengths=lengths)
             else:
-                out, (h_n, _) = block(out)
-        seq = self._merge(out)  # (B, T, D)
+                out, (h_n, c_n) = block(out, hx)
+            final.append((h_n, c_n))
+        return self._merge(out), final
+
+    def forward(
+        self, x: torch.Tensor, lengths: torch.Tensor | None = None, *, state: EncoderState | None = None
+    ):
+        """x (B, T, F) → (sequence outputs (B, T, D), pooled (B, D)). ``lengths`` (B,) masks padding;
+        ``state`` is an optional initial state (see :meth:`sequence`, which also returns the final one)."""
+        seq, final = self.sequence(x, state, lengths)  # (B, T, D)
+        h_n = final[-1][0]  # the last block's (layers · directions, B, H)
         mask = None
         if lengths is not None:
             mask = torch.arange(seq.shape[1], device=seq.device)[None, :] < lengths[:, None]  # (B, T)

@@ -1,0 +1,1 @@
+"""Character-level text generation: tokenisation, a stacked char-LSTM language model, sampling."""

@@ -1,0 +1,256 @@
+"""Lightning side of the textgen task: stateful truncated-BPTT batches and the character language model.
+
+Why stateful truncated BPTT rather than random windows
+------------------------------------------------------
+Random windows (sample a start, feed ``seq_len`` characters from a zero state) make every window start
+without context: the first characters of each window are predicted from nothing, a large share of the
+training signal goes on "cold starts", and the loss measured that way overstates the model's loss on running
+text. Generation, on the other hand, carries the state across hundreds of characters. Stateful truncated BPTT
+(char-rnn, Zaremba et al. 2014) trains what generation does:
+
+    text[0 : n-1] cut into B equal streams, one per batch row, each read left to right in seq_len chunks:
+
+        batch k = rows s = 0..B-1:  x = stream_s[k·T : (k+1)·T],  y = the same shifted by one character
+
+    The LSTM state at the end of batch k is the initial state of batch k+1 (detached: gradients stop at the
+    chunk boundary, the context does not). The state is reset at each epoch's start.
+
+Every training character is used once per epoch, each prediction sees all preceding text of its stream, and
+validation scores the validation text the same way (B streams, state carried), so ``val_loss`` is the
+model's per-character cross-entropy on running text with almost all predictions made in full context (only
+the first character of each stream starts cold). The price is that batch order is fixed rather than shuffled;
+with B streams spread over the whole text each batch still mixes B unrelated places.
+
+Under DDP each rank reads its own B streams (the text is cut into B · world_size streams), so every rank has
+the same number of batches and its state stays continuous — a DistributedSampler would interleave chunks.
+
+Losses are natural-log cross-entropy per character (nats/char): ``train_loss``, ``val_loss`` (early stopping
+and the checkpoint monitor it) and ``val_bits_per_char`` = nats / ln 2, averaged over characters (each batch
+weighted by its number of predictions, so a short last chunk counts for what it holds).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, IterableDataset
+
+from lstm_lab.errors import LstmLabError
+from lstm_lab.models.char_lm import CharLM, detach_state
+from lstm_lab.models.spec import ModelSpec
+from lstm_lab.training.config import TrainingConfig
+from lstm_lab.training.optim import build_optimizer
+
+LN2 = math.log(2.0)
+
+# StreamChunks is an IterableDataset with an exact __len__ and no worker processes (num_workers=0): Lightning's
+# warning that __len__ "could be inaccurate" with several workers does not apply.
+warnings.filterwarnings("ignore", message="Your `IterableDataset` has `__len__` defined", category=UserWarning)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Data: B parallel streams read in chunks of seq_len
+# --------------------------------------------------------------------------------------------------------------
+def check_training_text(n_train: int, seq_len: int) -> None:
+    """The training split must hold at least one window: seq_len inputs and the character after them."""
+    if n_train < seq_len + 1:
+        raise LstmLabError(
+            f"the training split has {n_train} characters, fewer than one training window "
+            f"(window.length + 1 = {seq_len + 1}); use a longer corpus or a smaller textgen.window.length"
+        )
+
+
+class StreamChunks(IterableDataset):
+    """Batches ``(x, y)``, each (B, T) int64, of ``streams`` parallel streams of ``ids`` (see module docstring).
+
+    ``full_windows``: training wants every stream to hold at least one whole chunk, so fewer streams are used
+    when the text is short; validation uses up to ``streams`` streams of any length (≥ 1 prediction each).
+    ``world_size`` / ``rank``: this process reads streams ``[rank·B, (rank+1)·B)`` of ``B·world_size``.
+    """
+
+    def __init__(self, ids: np.ndarray | torch.Tensor, streams: int, seq_len: int, *, full_windows: bool,
+                 world_size: int = 1, rank: int = 0):
+        self.ids = torch.as_tensor(np.asarray(ids), dtype=torch.long) if not isinstance(ids, torch.Tensor) \
+            else ids.long()
+        usable = len(self.ids) - 1  # positions that have a next character to predict
+        if usable < 1:
+            raise LstmLabError(f"a text of {len(self.ids)} character(s) has nothing to predict")
+        total = streams * world_size
+        limit = usable // seq_len if full_windows else usable  # streams we can fill
+        if limit < world_size:
+            raise LstmLabError(f"{len(self.ids)} characters cannot feed {world_size} rank(s) with one window each")
+        self.streams = max(1, min(total, limit) // world_size)  # per rank
+        self.per_stream = usable // (self.streams * world_size)  # predictions per stream (the rest: < B·W)
+        self.seq_len, self.rank = seq_len, rank
+        first = rank * self.streams
+        self.starts = (torch.arange(first, first + self.streams) * self.per_stream)  # (B,)
+
+    @property
+    def n_predictions(self) -> int:
+        return self.streams * self.per_stream
+
+    def __len__(self) -> int:
+        return math.ceil(self.per_stream / self.seq_len)
+
+    def __iter__(self):
+        for t0 in range(0, self.per_stream, self.seq_len):
+            t = torch.arange(t0, min(t0 + self.seq_len, self.per_stream))  # (T,)
+            index = self.starts[:, None] + t[None, :]  # (B, T)
+            yield self.ids[index], self.ids[index + 1]  # x (B, T), y (B, T)
+
+
+class TextgenDataModule(pl.LightningDataModule):
+    def __init__(self, ids: np.ndarray, train_end: int, batch_size: int, seq_len: int):
+        super().__init__()
+        check_training_text(train_end, seq_len)
+        if len(ids) - train_end < 2:
+            raise LstmLabError(f"the validation split has {len(ids) - train_end} character(s); it needs at least 2")
+        self.ids = torch.as_tensor(np.asarray(ids), dtype=torch.long)
+        self.train_end, self.batch_size, self.seq_len = train_end, batch_size, seq_len
+
+    def dataset(self, split: str, world_size: int = 1, rank: int = 0) -> StreamChunks:
+        part = self.ids[: self.train_end] if split == "train" else self.ids[self.train_end :]
+        return StreamChunks(part, self.batch_size, self.seq_len, full_windows=split == "train",
+                            world_size=world_size, rank=rank)
+
+    def _loader(self, split: str) -> DataLoader:
+        trainer = self.trainer
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        return DataLoader(self.dataset(split, world, rank), batch_size=None)  # already batched, in order
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train")
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Model
+# --------------------------------------------------------------------------------------------------------------
+def lr_lambda(kind: str, total_steps: int, warmup_steps: int = 0, final_fraction: float = 0.1):
+    """Multiplier of the base learning rate at optimiser step ``s``: linear warm-up, then constant or cosine
+    decay to ``final_fraction`` at ``total_steps``."""
+
+    def factor(step: int) -> float:
+        if warmup_steps and step < warmup_steps:
+            return (step + 1) / warmup_steps
+        if kind == "none":
+            return 1.0
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+class TextgenModule(pl.LightningModule):
+    """Hyper-parameters are plain dicts (and the vocabulary), so a checkpoint alone rebuilds the model and
+    decodes its output: ``CharLM.from_checkpoint(ckpt)`` and ``CharVocab.from_dict(ckpt[...]["vocab"])``."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        model: dict[str, Any],
+        training: dict[str, Any],
+        embedding: dict[str, Any] | None = None,
+        lr_schedule: dict[str, Any] | None = None,
+        vocab: dict[str, Any] | None = None,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.spec = ModelSpec.model_validate(model)
+        self.cfg = TrainingConfig.model_validate(training)
+        embedding = embedding or {}
+        self.net = CharLM(vocab_size, self.spec, embedding_dim=int(embedding.get("dim", 64)),
+                          tie_weights=bool(embedding.get("tie_weights", False)))
+        self.schedule = {"kind": "none", "warmup_steps": 0, "final_fraction": 0.1, **(lr_schedule or {})}
+        self._state: dict[str, Any] = {}  # carried LSTM state per stage (train / val)
+
+    def forward(self, ids: torch.Tensor, state=None):
+        return self.net(ids, state)  # (B, T) → (B, T, V), state
+
+    def _step(self, batch, stage: str) -> torch.Tensor:
+        x, y = batch  # (B, T) each
+        logits, state = self.net(x, self._state.get(stage))
+        self._state[stage] = detach_state(state)  # truncated BPTT: carry the values, cut the graph
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))  # nats per character
+        n = y.numel()
+        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=n, sync_dist=True)
+        if stage == "val":
+            self.log("val_bits_per_char", loss / LN2, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
+        return loss
+
+    def on_train_epoch_start(self) -> None:
+        self._state["train"] = None
+
+    def on_validation_epoch_start(self) -> None:
+        self._state["val"] = None
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train") + self.net.regularization()
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def configure_optimizers(self):
+        optimizer = build_optimizer(self.parameters(), self.cfg)
+        s = self.schedule
+        if s["kind"] == "none" and not s["warmup_steps"]:
+            return optimizer
+        total = int(self.trainer.estimated_stepping_batches)
+        factor = lr_lambda(s["kind"], total, int(s["warmup_steps"]), float(s["final_fraction"]))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Evaluation with the same protocol, outside Lightning
+# --------------------------------------------------------------------------------------------------------------
+@torch.no_grad()
+def evaluate_nats(net: CharLM, ids: np.ndarray, streams: int, seq_len: int) -> tuple[float, int]:
+    """Mean cross-entropy (nats/char) of ``net`` on ``ids`` read as ``streams`` stateful streams (the
+    validation protocol of training), and the number of characters scored."""
+    was_training = net.training
+    net.eval()
+    data = StreamChunks(ids, streams, seq_len, full_windows=False)
+    total, state = 0.0, None
+    try:
+        for x, y in data:
+            logits, state = net(x, state)  # (B, T, V)
+            total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum"))
+    finally:
+        net.train(was_training)
+    return total / data.n_predictions, data.n_predictions
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The training entry's hook
+# --------------------------------------------------------------------------------------------------------------
+def build_task(config: Mapping[str, Any], data: Mapping[str, Any]) -> tuple[TextgenModule, TextgenDataModule]:
+    """``data``: ``ids`` (N,) the encoded corpus, ``train_end`` (first validation index), ``vocab`` (the
+    vocabulary as a dict, stored in the checkpoint). ``config``: the textgen parameters as a dict."""
+    training = TrainingConfig.model_validate(config.get("training", {}))
+    vocab = dict(data["vocab"])
+    vocab_size = len(vocab["chars"]) + 1  # + UNK (lstm_lab.data.chars)
+    module = TextgenModule(
+        vocab_size=vocab_size,
+        model=dict(config.get("model", {})),
+        training=training.model_dump(),
+        embedding=dict(config.get("embedding", {})),
+        lr_schedule=dict(config.get("lr_schedule", {})),
+        vocab=vocab,
+    )
+    datamodule = TextgenDataModule(
+        np.asarray(data["ids"]),
+        int(data["train_end"]),
+        batch_size=training.batch_size,
+        seq_len=int(config["window"]["length"]),
+    )
+    return module, datamodule
