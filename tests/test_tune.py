@@ -279,3 +279,31 @@ def test_sweep_joins_an_existing_cluster_through_ray_address(tmp_path):
         assert (table["node_ip"] == "127.0.0.1").all()  # the trials ran on that (loopback-only) cluster
     finally:
         subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+@pytest.mark.slow
+def test_the_same_factory_sweeps_textgen(tmp_path):
+    """tune_textgen: textgen's own data nodes + the shared sweep node, Optuna TPE with ASHA."""
+    from tests.conftest import SHARED
+
+    corpus = SHARED / "tinyshakespeare" / "input.txt"
+    if not corpus.is_file():
+        pytest.skip(f"{corpus} not found (../shared/data)")
+    root = make_project(tmp_path / "project", local_params=None)
+    raw = root / "data/01_raw/tinyshakespeare/input.txt"
+    raw.parent.mkdir(parents=True, exist_ok=True)
+    raw.write_text(corpus.read_text(encoding="utf-8")[:20000], encoding="utf-8")
+    write_yaml(root / "conf/local/parameters_textgen.yml", {"textgen": {
+        "model": {"hidden_sizes": [16]}, "embedding": {"dim": 8}, "window": {"length": 32},
+        "training": {"max_epochs": 1, "batch_size": 8}}})
+    write_yaml(root / "conf/local/parameters_tune_textgen.yml", {"tune_textgen": {
+        "num_samples": 2, "max_epochs": 2, "ray": {"num_cpus": 2},
+        "space": {"model.hidden_sizes": {"type": "choice", "values": [16, 24]}, "model.num_layers": None,
+                  "model.dropout": None, "window.length": {"type": "choice", "values": [16, 32]}}}})
+    result = kedro(root, "--pipelines=tune_textgen", timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = pd.read_csv(root / "data/08_reporting/tune_textgen_results.csv")
+    assert len(table) == 2 and (table["status"] == "TERMINATED").all()
+    assert table["val_loss"].between(0, 10).all()  # nats per character
+    best = yaml.safe_load((root / "data/08_reporting/tune_textgen_best_params.yml").read_text())
+    assert set(best) == {"textgen"} and best["textgen"]["model"]["hidden_sizes"][0] in (16, 24)
