@@ -229,3 +229,192 @@ class NumpyArrayDataset(_FileDataset):
             np.save(handle, np.asarray(data), allow_pickle=False)
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Labelled text (sentiment pipeline)
+# ---------------------------------------------------------------------------------------------------------------
+class LabelledTextDataset(AbstractDataset):
+    """Labelled text files (TSV, CSV or Parquet), one or more per split, read with clear one-line errors.
+
+    ``load()`` returns ``{role: DataFrame}`` for the roles named in ``files`` (``train``, ``val``, ``test``, or
+    ``all`` for one corpus the pipeline splits itself). Each frame has the file's columns as strings (Parquet
+    keeps its dtypes) plus ``__source__`` (the file) and ``__line__`` (1-based line in a text file, row number in
+    a Parquet file), so that later checks can name the offending line.
+
+    - ``files``: ``{role: path or [paths]}``; ``filepath: one.csv`` is short for ``files: {all: one.csv}``.
+    - ``format``: ``auto`` (by suffix: .tsv/.txt → tsv, .csv → csv, .parquet/.pq → parquet) | tsv | csv | parquet.
+      TSV has no quoting (SST-2, UCI): a line splits on tabs into exactly as many fields as there are columns.
+    - ``header``: true (first line names the columns) | false (``columns`` names them, e.g. [sentence, label]).
+    - ``encoding``: utf-8 by default (a leading BOM is dropped); bytes that do not decode are an error naming
+      the line, never silently replaced.
+    - ``download``: a mapping or list of mappings ``{url, checksum, to, extract}`` (see
+      ``lstm_lab.data.download``): missing files are fetched (checksummed, atomic) before reading; offline,
+      the error says where to put them by hand.
+    """
+
+    ROLES = ("train", "val", "test", "all")
+    _SUFFIXES = {".tsv": "tsv", ".txt": "tsv", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+
+    def __init__(
+        self,
+        files: dict[str, str | list[str]] | None = None,
+        filepath: str | None = None,
+        format: str = "auto",  # noqa: A002 - the catalog key users write
+        header: bool = True,
+        columns: list[str] | None = None,
+        encoding: str = "utf-8",
+        download: dict[str, Any] | list[dict[str, Any]] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ):
+        if (files is None) == (filepath is None):
+            raise DatasetError("LabelledTextDataset: give exactly one of 'files' ({role: path}) or 'filepath'")
+        files = {"all": filepath} if filepath is not None else files
+        if not isinstance(files, dict) or not files:
+            raise DatasetError(f"LabelledTextDataset: 'files' must map roles {self.ROLES} to paths, got {files!r}")
+        unknown = sorted(set(files) - set(self.ROLES))
+        if unknown:
+            raise DatasetError(f"LabelledTextDataset: unknown role(s) {unknown} in 'files'; expected {self.ROLES}")
+        if "all" in files and len(files) > 1:
+            raise DatasetError("LabelledTextDataset: 'all' (one corpus to split) cannot be combined with other roles")
+        self._files = {
+            role: [Path(p) for p in (paths if isinstance(paths, (list, tuple)) else [paths])]
+            for role, paths in files.items()
+        }
+        if format not in ("auto", "tsv", "csv", "parquet"):
+            raise DatasetError(f"LabelledTextDataset: format {format!r}; expected auto, tsv, csv or parquet")
+        if not header and not columns:
+            raise DatasetError("LabelledTextDataset: header: false needs 'columns' (e.g. [sentence, label])")
+        if header and columns:
+            raise DatasetError("LabelledTextDataset: 'columns' names the columns of files without a header line; "
+                               "with header: true the first line names them")
+        self._format, self._header, self._columns, self._encoding = format, header, columns, encoding
+        if download is not None:
+            from lstm_lab.data.download import Source
+
+            items = download if isinstance(download, list) else [download]
+            self._download = [Source.from_dict(d, where=f"download[{i}]") for i, d in enumerate(items)]
+        else:
+            self._download = []
+        self.metadata = metadata
+
+    # -------------------------------------------------------------------------------------------- kedro API
+    def _describe(self) -> dict[str, Any]:
+        return {"files": {r: [str(p) for p in ps] for r, ps in self._files.items()}, "format": self._format}
+
+    def _paths(self) -> list[Path]:
+        return [p for paths in self._files.values() for p in paths]
+
+    def _exists(self) -> bool:
+        return all(p.is_file() for p in self._paths())
+
+    def save(self, data: Any) -> None:
+        raise DatasetError("LabelledTextDataset is read-only")
+
+    def load(self) -> dict[str, pd.DataFrame]:
+        from lstm_lab.data.download import ensure
+
+        missing = [p for p in self._paths() if not p.is_file()]
+        if missing and self._download:
+            try:
+                ensure(self._download)
+            except LstmLabError as exc:
+                raise DatasetError(str(exc)) from None
+            missing = [p for p in self._paths() if not p.is_file()]
+        if missing:
+            raise DatasetError(f"{missing[0]}: file not found")
+        out = {}
+        for role, paths in self._files.items():
+            frames = [self._read(path) for path in paths]
+            out[role] = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        return out
+
+    # -------------------------------------------------------------------------------------------- reading
+    def _kind(self, path: Path) -> str:
+        if self._format != "auto":
+            return self._format
+        kind = self._SUFFIXES.get(path.suffix.lower())
+        if kind is None:
+            raise DatasetError(f"{path}: cannot tell the format from the suffix {path.suffix!r}; set format: "
+                               "tsv, csv or parquet in the catalog entry")
+        return kind
+
+    def _read(self, path: Path) -> pd.DataFrame:
+        kind = self._kind(path)
+        if kind == "parquet":
+            try:
+                frame = pd.read_parquet(path)
+            except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
+                raise DatasetError(f"{path}: not a readable Parquet file ({type(exc).__name__}: {exc})") from None
+            if not self._header and self._columns:
+                if len(self._columns) != frame.shape[1]:
+                    raise DatasetError(f"{path}: has {frame.shape[1]} columns, 'columns' names {len(self._columns)}")
+                frame.columns = list(self._columns)
+            lines = list(range(1, len(frame) + 1))
+        else:
+            rows, lines = self._read_text(path, kind)
+            if self._header:
+                if not rows:
+                    raise DatasetError(f"{path}: empty file (expected a header line)")
+                names, rows, lines = rows[0], rows[1:], lines[1:]
+            else:
+                names = list(self._columns)
+            frame = pd.DataFrame(rows, columns=names)
+        if frame.empty:
+            raise DatasetError(f"{path}: no data rows")
+        frame = frame.reset_index(drop=True)
+        frame["__source__"] = str(path)
+        frame["__line__"] = lines
+        return frame
+
+    def _decode(self, path: Path) -> str:
+        raw = path.read_bytes()
+        try:
+            text = raw.decode(self._encoding)
+        except UnicodeDecodeError as exc:
+            line = raw.count(b"\n", 0, exc.start) + 1
+            column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+            raise DatasetError(
+                f"{path}: line {line}, byte {column}: {raw[exc.start:exc.start + 1]!r} is not valid "
+                f"{self._encoding} ({exc.reason}); save the file as UTF-8 or set encoding: in the catalog entry"
+            ) from None
+        except LookupError:
+            raise DatasetError(f"{path}: unknown encoding {self._encoding!r}") from None
+        return text[1:] if text.startswith("\ufeff") else text
+
+    def _read_text(self, path: Path, kind: str) -> tuple[list[list[str]], list[int]]:
+        import csv
+
+        text = self._decode(path)
+        rows: list[list[str]] = []
+        lines: list[int] = []
+        width = len(self._columns) if self._columns else None  # else the first (header) line's width
+        expected = lambda: ", ".join(self._columns or (rows[0] if rows else []))  # noqa: E731
+        if kind == "tsv":
+            for number, line in enumerate(text.split("\n"), start=1):
+                line = line.rstrip("\r")
+                if not line.strip():
+                    continue  # blank lines (a trailing newline) carry no row
+                fields = line.split("\t")
+                if width is None:
+                    width = len(fields)
+                if len(fields) != width:
+                    raise DatasetError(
+                        f"{path}: line {number}: {len(fields)} tab-separated field(s), expected {width} ({expected()})"
+                    )
+                rows.append(fields)
+                lines.append(number)
+            return rows, lines
+        reader = csv.reader(io.StringIO(text, newline=""))
+        try:
+            for fields in reader:
+                if not fields or not any(f.strip() for f in fields):
+                    continue
+                if width is None:
+                    width = len(fields)
+                if len(fields) != width:
+                    raise DatasetError(f"{path}: line {reader.line_num}: {len(fields)} comma-separated field(s), "
+                                       f"expected {width} ({expected()})")
+                rows.append(fields)
+                lines.append(reader.line_num)
+        except csv.Error as exc:
+            raise DatasetError(f"{path}: line {reader.line_num}: {exc}") from None
+        return rows, lines

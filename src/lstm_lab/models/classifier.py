@@ -1,0 +1,128 @@
+"""Binary text classifier: Embedding → LSTMEncoder (the shared model spec) → dense head → one logit.
+
+    net = SentimentClassifier(vocab_size=10_000, embedding_dim=100, spec=ModelSpec(hidden_sizes=[128]))
+    logits = net(ids)                      # ids (B, T) int, PAD = 0 anywhere before or after the tokens
+    probs = net.predict_proba(ids)         # sigmoid of the logits, (B,)
+
+Regularisation of the input: ``embedding_dropout`` (element-wise dropout on the embedded vectors) and
+``word_dropout`` (a share of the tokens replaced by OOV while training).
+
+The seeds' Keras model ``Embedding(10000, 100, input_length=200) → LSTM(128) → Dense(1, sigmoid)`` is the default
+spec; bidirectional, stacked, attention pooling, recurrent dropout and the Greff variants come from ``ModelSpec``
+as in every other pipeline.
+
+Padding never changes the output. Id 0 is padding (``padding_idx=0``, its embedding stays zero), and a
+sequence's true length is the number of non-PAD ids. Each row is first left-aligned (pre-padded input is turned
+into post-padded input, keeping token order), the batch is cut to its longest sequence, and the encoder gets the
+lengths, so the LSTM state stops at each sequence's last token (packed sequences / length masking in
+``LSTMEncoder``) and mean or attention pooling ignore the padded steps. The same sentence therefore gives the
+same probability padded to 20 or to 200, before or after, alone or in a batch with longer sentences. An empty
+row (no token at all) is read as one PAD step, so it still gets a defined output.
+
+Pure torch (no Lightning): the pyfunc serving model rebuilds it from ``config()`` and a state dict.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from lstm_lab.models.encoder import LSTMEncoder, dense_head
+from lstm_lab.models.spec import ModelSpec
+
+PAD, OOV = 0, 1
+
+
+def left_align(ids: torch.Tensor, pad: int = PAD) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, T) ids padded anywhere → tokens moved to the front (order kept), and lengths (B,) ≥ 1."""
+    valid = ids != pad
+    lengths = valid.sum(dim=1)
+    # A stable sort on "is padding" keeps the tokens' order and puts them first.
+    order = torch.sort((~valid).to(torch.int8), dim=1, stable=True).indices
+    return ids.gather(1, order), lengths.clamp_min(1)
+
+
+class SentimentClassifier(nn.Module):
+    def __init__(
+        self,
+        vocab_size: int,
+        embedding_dim: int = 100,
+        spec: ModelSpec | dict[str, Any] | None = None,
+        embedding_dropout: float = 0.0,
+        word_dropout: float = 0.0,
+    ):
+        super().__init__()
+        spec = ModelSpec.model_validate(spec or {}) if not isinstance(spec, ModelSpec) else spec
+        if vocab_size < 2:
+            raise ValueError(f"vocab_size must be >= 2 (PAD and OOV), got {vocab_size}")
+        self.vocab_size, self.embedding_dim, self.spec = vocab_size, embedding_dim, spec
+        if not 0.0 <= word_dropout < 1.0:
+            raise ValueError(f"word_dropout must lie in [0, 1), got {word_dropout}")
+        self.embedding_dropout_p, self.word_dropout = embedding_dropout, word_dropout
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=PAD)
+        self.embedding_dropout = nn.Dropout(embedding_dropout)
+        self.encoder = LSTMEncoder(embedding_dim, spec)
+        self.head = dense_head(spec.output_size, spec.head_hidden_sizes, 1, spec.head_dropout)
+
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments as plain JSON-safe values: ``SentimentClassifier(**net.config())``."""
+        return {
+            "vocab_size": self.vocab_size,
+            "embedding_dim": self.embedding_dim,
+            "spec": self.spec.model_dump(mode="json"),
+            "embedding_dropout": self.embedding_dropout_p,
+            "word_dropout": self.word_dropout,
+        }
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """ids (B, T) → logits (B,). ``lengths`` may be given for post-padded input (saves the re-alignment)."""
+        ids = ids.long()
+        if lengths is None:
+            ids, lengths = left_align(ids)
+        else:
+            lengths = torch.as_tensor(lengths, device=ids.device).long().clamp_min(1)
+        ids = ids[:, : int(lengths.max())]  # nothing past the longest sequence is read
+        if self.training and self.word_dropout:
+            # Word dropout (Iyyer et al. 2015; Bowman et al. 2016): a random share of the tokens is read as OOV,
+            # so the model leans on no single word and the OOV embedding learns what an unseen word is worth.
+            dropped = (torch.rand(ids.shape, device=ids.device) < self.word_dropout) & (ids > OOV)
+            ids = ids.masked_fill(dropped, OOV)
+        x = self.embedding_dropout(self.embedding(ids))  # (B, T, E)
+        _, pooled = self.encoder(x, lengths)
+        return self.head(pooled).squeeze(-1)
+
+    @torch.no_grad()
+    def predict_proba(self, ids: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        was_training = self.training
+        self.eval()
+        try:
+            return torch.sigmoid(self(ids, lengths))
+        finally:
+            self.train(was_training)
+
+    def regularization(self) -> torch.Tensor:
+        return self.encoder.regularization()
+
+
+def predict_probabilities(net: SentimentClassifier, ids: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """P(class 1) for padded ids (N, T) (PAD anywhere), in length-sorted batches, returned in input order."""
+    ids = np.asarray(ids)
+    valid = ids != PAD
+    lengths = np.maximum(valid.sum(axis=1), 1)
+    aligned = np.take_along_axis(ids, np.argsort(~valid, axis=1, kind="stable"), axis=1)
+    order = np.argsort(lengths, kind="stable")
+    out = np.empty(len(order), dtype=np.float64)
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            for start in range(0, len(order), batch_size):
+                rows = order[start : start + batch_size]
+                x = torch.from_numpy(aligned[rows, : int(lengths[rows].max())].astype(np.int64))
+                out[rows] = torch.sigmoid(net(x, torch.from_numpy(lengths[rows]))).double().numpy()
+    finally:
+        net.train(was_training)
+    return out

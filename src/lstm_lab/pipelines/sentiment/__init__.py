@@ -1,0 +1,1 @@
+"""Sentiment classification: labelled text → tokenizer → Embedding + LSTM classifier → metrics + pyfunc model."""

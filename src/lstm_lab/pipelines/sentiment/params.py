@@ -1,0 +1,99 @@
+"""Schema of ``sentiment:`` in conf/base/parameters_sentiment.yml."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from lstm_lab.models.spec import ModelSpec, StrictModel
+from lstm_lab.training.config import TrainingConfig
+
+
+class DataParams(StrictModel):
+    text_column: str = "sentence"
+    label_column: str = "label"
+    # Raw label (as written in the file) → class: 0 negative, 1 positive. Keys are compared as text, so
+    # {0: 0, 1: 1} works for a numeric column and {neg: 0, pos: 1} for named labels.
+    labels: dict[str, Literal[0, 1]] = Field(default_factory=lambda: {"0": 0, "1": 1})
+    class_names: tuple[str, str] = ("negative", "positive")  # what the served model calls class 0 and 1
+    # error: the first bad row (empty text, missing or unknown label) stops the run with its file and line;
+    # skip: bad rows are dropped, counted per reason in the log and in MLflow (text_skipped_*).
+    on_bad_rows: Literal["error", "skip"] = "error"
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _keys_as_text(cls, value):
+        if isinstance(value, dict):
+            return {_label_key(k): v for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _both_classes(self) -> DataParams:
+        if set(self.labels.values()) != {0, 1}:
+            raise ValueError(f"labels must map at least one raw label to 0 and one to 1, got {self.labels}")
+        if self.text_column == self.label_column:
+            raise ValueError("text_column and label_column must differ")
+        return self
+
+
+def _label_key(value) -> str:
+    """How a raw label is compared with the mapping's keys: 1, 1.0 and '1' are all '1'."""
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+class SplitParams(StrictModel):
+    """Used only for the splits the catalog does not give as files (seeded, stratified by label)."""
+
+    val_fraction: float = Field(0.1, gt=0, lt=1)  # of the training file, when no val file is given
+    test_fraction: float = Field(0.1, gt=0, lt=1)  # of the training file, when no test file is given
+    seed: int = 42
+    stratify: bool = True
+
+
+class TextParams(StrictModel):
+    """Normalisation, vocabulary and padding: ``lstm_lab.data.text.TextConfig``."""
+
+    unicode_form: Literal["NFC", "NFKC", "NFD", "NFKD"] | None = "NFKC"
+    lowercase: bool = True
+    punctuation: Literal["split", "strip", "keep"] = "split"
+    contractions: bool = True
+    max_size: int = Field(10_000, ge=3)  # including PAD (0) and OOV (1)
+    min_freq: int = Field(1, ge=1)
+    max_length: int = Field(200, ge=1)
+    padding: Literal["pre", "post"] = "pre"
+    truncating: Literal["pre", "post"] = "pre"
+
+
+class EmbeddingParams(StrictModel):
+    dim: int = Field(100, ge=1)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)  # element-wise, on the embedded vectors
+    word_dropout: float = Field(0.0, ge=0.0, lt=1.0)  # share of training tokens read as OOV
+
+
+class EvaluationParams(StrictModel):
+    threshold: float = Field(0.5, gt=0.0, lt=1.0)  # probability above which a text counts as positive
+    batch_size: int = Field(512, ge=1)
+
+
+class ServingParams(StrictModel):
+    log_model: bool = True  # log the pyfunc model (tokenizer bundled) into the run
+    name: str = Field("sentiment_model", min_length=1)  # runs:/<run id>/<name>
+
+
+class SentimentParams(StrictModel):
+    data: DataParams = Field(default_factory=DataParams)
+    split: SplitParams = Field(default_factory=SplitParams)
+    text: TextParams = Field(default_factory=TextParams)
+    embedding: EmbeddingParams = Field(default_factory=EmbeddingParams)
+    model: ModelSpec = Field(default_factory=lambda: ModelSpec(hidden_sizes=[128]))
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    evaluation: EvaluationParams = Field(default_factory=EvaluationParams)
+    serving: ServingParams = Field(default_factory=ServingParams)
+
+
+SCHEMA = SentimentParams
