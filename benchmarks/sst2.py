@@ -47,7 +47,7 @@ CONFIGS = {
     "lstm": ("the seeds' model: Embedding(10000, 100) → LSTM(128) → Dense(1)",
              ["sentiment.model.bidirectional=false", "sentiment.embedding.dim=100", "sentiment.model.pooling=last",
               "sentiment.embedding.dropout=0.0"]),
-    "bilstm": ("conf/sst2 as committed (see parameters_sentiment.yml)", []),
+    "bilstm": ("BiLSTM(128), mean pooling, embedding and head dropout 0.3 (conf/sst2 as committed)", []),
 }
 
 

@@ -423,6 +423,23 @@ def test_end_to_end_metrics_mlflow_and_served_model(project, monkeypatch):
     with pytest.raises(Exception, match="row 1: empty text"):
         model.predict(["fine", "   "])
 
+    # What a user runs: `mlflow models predict` on a CSV of raw text, in this environment.
+    import subprocess
+
+    from tests.conftest import BIN, project_env
+
+    csv_path, out_path = project / "reviews.csv", project / "predictions.json"
+    pd.DataFrame({"text": sentences}).to_csv(csv_path, index=False)
+    done = subprocess.run(
+        [str(BIN / "mlflow"), "models", "predict", "-m", info["model_uri"], "-i", str(csv_path), "-t", "csv",
+         "--env-manager", "local", "-o", str(out_path)],
+        cwd=project, env=project_env({"MLFLOW_TRACKING_URI": uri}), capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    served_cli = pd.DataFrame(json.loads(out_path.read_text())["predictions"])
+    np.testing.assert_allclose(served_cli["probability"], out["probability"], atol=1e-6)
+    assert served_cli["label"].tolist() == out["label"].tolist()
+
 
 def break_file(root: Path, how: str) -> None:
     path = root / "data/01_raw/reviews.txt"
