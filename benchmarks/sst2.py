@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from etth1_univariate import machine  # noqa: E402  (one description of the machine for every benchmark)
 
 import pandas as pd
 
@@ -49,19 +50,6 @@ CONFIGS = {
               "sentiment.embedding.dropout=0.0"]),
     "bilstm": ("BiLSTM(128), mean pooling, embedding and head dropout 0.3 (conf/sst2 as committed)", []),
 }
-
-
-def machine() -> str:
-    cpu = platform.processor() or ""
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-            if line.startswith("Model name:"):
-                cpu = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import torch
-
-    return f"{cpu}, {os.cpu_count()} cores (nproc), torch {torch.__version__}, CPU only"
 
 
 def run(data: Path, extra: list[str]) -> tuple[dict, pd.DataFrame, dict, float]:
