@@ -100,7 +100,12 @@ def test_unreadable_files(tmp_path, name, content, message):
     path = tmp_path / "bad.txt"
     path.write_bytes(content)
     with pytest.raises(DatasetError, match=message):
-        tsv_dataset(path).load()
+        tsv_dataset(path).load()["all"]  # files are read on first access
+
+
+def test_a_missing_file_without_a_download_source(tmp_path):
+    with pytest.raises(LstmLabError, match=r"^\S*nowhere\.tsv: file not found \(catalog entry sentiment_raw\)$"):
+        corpus_from(tsv_dataset(tmp_path / "nowhere.tsv"), {**PARAMS, "data": {**PARAMS["data"], "download": True}})
 
 
 def test_file_without_the_configured_columns(tmp_path):
@@ -302,11 +307,17 @@ def test_dataset_downloads_a_zip_and_extracts_it(tmp_path, sst2_dir):
                       "extract": {"SST-2/train.tsv": str(raw / "SST-2/train.tsv"),
                                   "SST-2/dev.tsv": str(raw / "SST-2/dev.tsv")}},
         )
+        with pytest.raises(LstmLabError, match=r"SST-2/train\.tsv: file not found\. .* run with "
+                                               r"--params=sentiment\.data\.download=true to fetch it from "
+                                               r"http://127\.0\.0\.1:\d+/SST-2\.zip \(checksummed\)"):
+            nodes.load_corpus(dataset.load(), PARAMS)  # not asked to download: no request
+        assert requests == [] and not raw.exists()
+        asked = {**PARAMS, "data": {**PARAMS.get("data", {}), "download": True}}
+        corpus, report = nodes.load_corpus(dataset.load(), asked)
         frames = dataset.load()
         assert len(frames["train"]) == 300 and len(frames["test"]) == 872
-        dataset.load()  # everything cached now
+        nodes.load_corpus(dataset.load(), asked)  # everything cached now
         assert requests == ["/SST-2.zip"]
-    corpus, report = nodes.load_corpus(frames, PARAMS)
     assert report["rows"] == {"train": 270, "val": 30, "test": 872}
 
 
@@ -319,7 +330,9 @@ def test_dataset_downloads_plain_files(tmp_path, sst2_dir):
                       for name in ("dev.tsv", "test.tsv")],
         )
         frames = dataset.load()
-    assert sorted(requests) == ["/dev.tsv", "/test.tsv"]
+        assert frames.missing() == [raw / "dev.tsv", raw / "test.tsv", raw / "dev.tsv"]
+        frames.download()
+    assert sorted(requests) == ["/dev.tsv", "/test.tsv"] and frames.missing() == []
     assert len(frames["val"]) == 6_735 and len(frames["test"]) == 872
 
 
@@ -458,6 +471,8 @@ def break_file(root: Path, how: str) -> None:
 
 CLI_CASES = [
     ("non-UTF-8 bytes", r"reviews\.txt: line 501, byte 4: b'\\xe9' is not valid utf-8"),
+    ("no data, no download asked for", r"data/01_raw/sst2/SST-2/train\.tsv: file not found\. .*run with "
+                                       r"--params=sentiment\.data\.download=true to fetch it from https://\S+/SST-2\.zip"),
     ("offline download", r"download failed \(.*\); offline, put the file at data/01_raw/sst2/SST-2\.zip by hand "
                          r"\(sha256 [0-9a-f]{64}\) or its extracted files at data/01_raw/sst2/SST-2/train\.tsv"),
 ]
@@ -473,15 +488,19 @@ def test_bad_input_via_the_cli(project, how, message):
     kept = snapshot(project)
     catalog = project / "conf/local/catalog.yml"
     try:
-        if how == "offline download":  # the default catalog entry, its URL pointing where nothing answers
+        if how == "no data, no download asked for":  # the default catalog entry: its real URL is never tried
+            write_yaml(catalog, {})
+            done = kedro(project, "--pipelines=sentiment")
+        elif how == "offline download":  # the default catalog entry, its URL pointing where nothing answers
             import yaml
 
             base = yaml.safe_load((project / "conf/base/catalog_sentiment.yml").read_text())["sentiment_raw"]
             base["download"]["url"] = closed_port_url("SST-2.zip")
             write_yaml(catalog, {"sentiment_raw": base})
+            done = kedro(project, "--pipelines=sentiment", "--params=sentiment.data.download=true")
         else:
             break_file(project, how)
-        done = kedro(project, "--pipelines=sentiment")
+            done = kedro(project, "--pipelines=sentiment")
     finally:
         write_yaml(catalog, CATALOG)
         break_file(project, "restore")

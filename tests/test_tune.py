@@ -6,12 +6,17 @@ The slow tests start real Ray: a local instance for the sweep, and a separate ``
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
+import time
 import types
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -262,13 +267,17 @@ def test_sweep_joins_an_existing_cluster_through_ray_address(tmp_path):
     loopback = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token",
                 "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     env = project_env({"RAY_USAGE_STATS_ENABLED": "0", **loopback})
-    start = subprocess.run(
-        [str(BIN / "ray"), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
-         "--include-dashboard=false", "--disable-usage-stats"],
-        env=env, capture_output=True, text=True, timeout=180,
-    )
-    assert start.returncode == 0, start.stderr[-3000:]
+    # `ray start --block` in its own session: SIGTERM makes it stop exactly the processes it started, where
+    # `ray stop` would kill every Ray instance on the machine (another test's or a benchmark's included).
+    log = tmp_path / "ray_head.log"  # a file, not a pipe: a full pipe would stall the head
+    with log.open("w") as out:
+        head = subprocess.Popen(
+            [str(BIN / "ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
+             "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
+            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
     try:
+        _wait_for_cluster(head, f"127.0.0.1:{port}", env, log)
         sweep = {**SWEEP, "num_samples": 2, "scheduler": {"type": "asha", "grace_period": 1},
                  "space": {"model.hidden_sizes": {"type": "choice", "values": [[4], [8]]}}}
         root = _sweep_project(tmp_path / "project", sweep)
@@ -280,7 +289,29 @@ def test_sweep_joins_an_existing_cluster_through_ray_address(tmp_path):
         assert len(table) == 2 and (table["status"] == "TERMINATED").all()
         assert (table["node_ip"] == "127.0.0.1").all()  # the trials ran on that (loopback-only) cluster
     finally:
-        subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env, capture_output=True, timeout=120)
+        head.terminate()
+        try:
+            head.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            pass
+        with contextlib.suppress(ProcessLookupError):  # anything of that session still alive
+            os.killpg(head.pid, signal.SIGKILL)
+        head.wait(timeout=30)
+
+
+def _wait_for_cluster(head: subprocess.Popen, address: str, env: dict[str, str], log: Path,
+                      timeout: float = 180) -> None:
+    """Block until the head node answers `ray status`; fail with its output if it exited instead."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if head.poll() is not None:
+            pytest.fail(f"ray start --head exited with {head.returncode}: {log.read_text()[-3000:]}")
+        status = subprocess.run([str(BIN / "ray"), "status", f"--address={address}"], env=env,
+                                capture_output=True, text=True, timeout=120)
+        if status.returncode == 0:
+            return
+        time.sleep(1)
+    pytest.fail(f"the Ray head at {address} did not come up within {timeout:.0f} s")
 
 
 @pytest.mark.slow

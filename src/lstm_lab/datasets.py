@@ -11,6 +11,7 @@ import io
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -235,10 +236,11 @@ class NumpyArrayDataset(_FileDataset):
 class LabelledTextDataset(AbstractDataset):
     """Labelled text files (TSV, CSV or Parquet), one or more per split, read with clear one-line errors.
 
-    ``load()`` returns ``{role: DataFrame}`` for the roles named in ``files`` (``train``, ``val``, ``test``, or
-    ``all`` for one corpus the pipeline splits itself). Each frame has the file's columns as strings (Parquet
-    keeps its dtypes) plus ``__source__`` (the file) and ``__line__`` (1-based line in a text file, row number in
-    a Parquet file), so that later checks can name the offending line.
+    ``load()`` returns a :class:`LabelledText`: a read-only mapping ``{role: DataFrame}`` for the roles named in
+    ``files`` (``train``, ``val``, ``test``, or ``all`` for one corpus the pipeline splits itself), each file
+    read when first asked for. Each frame has the file's columns as strings (Parquet keeps its dtypes) plus
+    ``__source__`` (the file) and ``__line__`` (1-based line in a text file, row number in a Parquet file), so
+    that later checks can name the offending line.
 
     - ``files``: ``{role: path or [paths]}``; ``filepath: one.csv`` is short for ``files: {all: one.csv}``.
     - ``format``: ``auto`` (by suffix: .tsv/.txt → tsv, .csv → csv, .parquet/.pq → parquet) | tsv | csv | parquet.
@@ -247,8 +249,9 @@ class LabelledTextDataset(AbstractDataset):
     - ``encoding``: utf-8 by default (a leading BOM is dropped); bytes that do not decode are an error naming
       the line, never silently replaced.
     - ``download``: a mapping or list of mappings ``{url, checksum, to, extract}`` (see
-      ``lstm_lab.data.download``): missing files are fetched (checksummed, atomic) before reading; offline,
-      the error says where to put them by hand.
+      ``lstm_lab.data.download``) saying where missing files come from. Loading never downloads: the node
+      that reads the files calls :meth:`LabelledText.download` only when the pipeline's parameters ask for
+      it (``sentiment.data.download: true``), so no run touches the network unless the user said so.
     """
 
     ROLES = ("train", "val", "test", "all")
@@ -309,23 +312,8 @@ class LabelledTextDataset(AbstractDataset):
     def save(self, data: Any) -> None:
         raise DatasetError("LabelledTextDataset is read-only")
 
-    def load(self) -> dict[str, pd.DataFrame]:
-        from lstm_lab.data.download import ensure
-
-        missing = [p for p in self._paths() if not p.is_file()]
-        if missing and self._download:
-            try:
-                ensure(self._download)
-            except LstmLabError as exc:
-                raise DatasetError(str(exc)) from None
-            missing = [p for p in self._paths() if not p.is_file()]
-        if missing:
-            raise DatasetError(f"{missing[0]}: file not found")
-        out = {}
-        for role, paths in self._files.items():
-            frames = [self._read(path) for path in paths]
-            out[role] = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-        return out
+    def load(self) -> LabelledText:
+        return LabelledText(self)
 
     # -------------------------------------------------------------------------------------------- reading
     def _kind(self, path: Path) -> str:
@@ -418,3 +406,49 @@ class LabelledTextDataset(AbstractDataset):
         except csv.Error as exc:
             raise DatasetError(f"{path}: line {reader.line_num}: {exc}") from None
         return rows, lines
+
+
+class LabelledText(Mapping):
+    """What :class:`LabelledTextDataset` loads: ``{role: DataFrame}``, each file read on first access.
+
+    Lazy so that the reading node sees which files are missing and whether they may be downloaded before
+    anything is read; ``download()`` fetches them (checksummed, atomic; offline, the error says where to put
+    them by hand)."""
+
+    def __init__(self, dataset: LabelledTextDataset):
+        self._dataset = dataset
+        self._frames: dict[str, pd.DataFrame] = {}
+
+    def __getitem__(self, role: str) -> pd.DataFrame:
+        if role not in self._frames:
+            paths = self._dataset._files[role]  # KeyError for an unknown role, as a dict would
+            missing = [p for p in paths if not p.is_file()]
+            if missing:
+                raise LstmLabError(f"{missing[0]}: file not found")
+            frames = [self._dataset._read(path) for path in paths]
+            self._frames[role] = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        return self._frames[role]
+
+    def __iter__(self):
+        return iter(self._dataset._files)
+
+    def __len__(self) -> int:
+        return len(self._dataset._files)
+
+    def missing(self) -> list[Path]:
+        return [p for p in self._dataset._paths() if not p.is_file()]
+
+    @property
+    def sources(self) -> list[str]:
+        """The URLs the catalog entry's ``download`` names (empty: nothing to download from)."""
+        return [source.url for source in self._dataset._download]
+
+    def download(self) -> None:
+        """Fetch what is missing from the catalog entry's ``download`` sources; an error if they don't cover it."""
+        from lstm_lab.data.download import ensure
+
+        ensure(self._dataset._download)
+        missing = self.missing()
+        if missing:
+            raise LstmLabError(f"{missing[0]}: still missing after downloading {', '.join(self.sources)}; the "
+                               "catalog entry's download.extract (or download.to) must produce every file it reads")

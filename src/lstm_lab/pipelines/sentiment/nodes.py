@@ -1,6 +1,6 @@
 """Nodes of the sentiment pipeline: thin wrappers from catalog data + ``params:sentiment`` to library calls.
 
-prepare:  sentiment_raw ({role: frame}) → load_corpus → sentiment_corpus (text, label, split), sentiment_data_report
+prepare:  sentiment_raw ({role: frame}; missing files fetched if data.download) → load_corpus → sentiment_corpus (text, label, split), sentiment_data_report
           sentiment_corpus → fit_tokenizer (training split only) → sentiment_tokenizer (JSON)
           (corpus, tokenizer) → describe_text → sentiment_text_stats (vocabulary, OOV rate, length percentiles)
 train:    (corpus, tokenizer) → train_classifier → sentiment_model (best checkpoint), sentiment_history
@@ -16,12 +16,14 @@ MLflow metrics ``data_skipped_*``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from lstm_lab.data.text import TextConfig, Tokenizer
+from lstm_lab.datasets import LabelledText
 from lstm_lab.errors import LstmLabError
 from lstm_lab.pipelines.sentiment import reporting
 from lstm_lab.pipelines.sentiment.params import SentimentParams, _label_key
@@ -83,6 +85,19 @@ def _check_rows(frame: pd.DataFrame, role: str, p: SentimentParams) -> tuple[pd.
     return out, counts
 
 
+def _fetch_or_explain(raw: LabelledText, p: SentimentParams) -> None:
+    missing = raw.missing()[0]
+    if not raw.sources:
+        raise LstmLabError(f"{missing}: file not found (catalog entry sentiment_raw)")
+    if not p.data.download:
+        raise LstmLabError(
+            f"{missing}: file not found. Put the data there (or point the catalog entry sentiment_raw at your "
+            f"files in conf/local/catalog.yml), or run with --params=sentiment.data.download=true to fetch it "
+            f"from {', '.join(raw.sources)} (checksummed)"
+        )
+    raw.download()
+
+
 def _split_off(labels: np.ndarray, fraction: float, rng: np.random.Generator, stratify: bool) -> np.ndarray:
     """Boolean mask of ~``fraction`` of the rows (per class when stratified), chosen by ``rng``."""
     mask = np.zeros(len(labels), dtype=bool)
@@ -93,11 +108,16 @@ def _split_off(labels: np.ndarray, fraction: float, rng: np.random.Generator, st
     return mask
 
 
-def load_corpus(raw: dict[str, pd.DataFrame], params: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Validate the labelled files, map labels to 0/1, make the missing splits (seeded); text, label, split."""
+def load_corpus(raw: Mapping[str, pd.DataFrame], params: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Validate the labelled files, map labels to 0/1, make the missing splits (seeded); text, label, split.
+
+    ``raw``: ``{role: table}``, usually a ``LabelledText``; its missing files are downloaded first only when
+    ``sentiment.data.download`` is true."""
     p = _params(params)
-    if not isinstance(raw, dict) or not raw:
+    if not isinstance(raw, Mapping) or not raw:
         raise LstmLabError("sentiment_raw: expected {role: table} from a LabelledTextDataset")
+    if isinstance(raw, LabelledText) and raw.missing():
+        _fetch_or_explain(raw, p)
     frames, skipped = {}, dict.fromkeys(REASONS, 0)
     for role, frame in raw.items():
         frames[role], counts = _check_rows(frame, role, p)

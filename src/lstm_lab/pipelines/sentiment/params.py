@@ -20,6 +20,9 @@ class DataParams(StrictModel):
     # error: the first bad row (empty text, missing or unknown label) stops the run with its file and line;
     # skip: bad rows are dropped, counted per reason in the log and in MLflow (text_skipped_*).
     on_bad_rows: Literal["error", "skip"] = "error"
+    # true: files of the catalog entry sentiment_raw that are missing are fetched from its download sources
+    # (checksummed). Off by default: a run never touches the network unless asked to.
+    download: bool = False
 
     @field_validator("labels", mode="before")
     @classmethod
