@@ -471,8 +471,9 @@ def break_file(root: Path, how: str) -> None:
 
 CLI_CASES = [
     ("non-UTF-8 bytes", r"reviews\.txt: line 501, byte 4: b'\\xe9' is not valid utf-8"),
-    ("no data, no download asked for", r"data/01_raw/sst2/SST-2/train\.tsv: file not found\. .*run with "
-                                       r"--params=sentiment\.data\.download=true to fetch it from https://\S+/SST-2\.zip"),
+    ("no data, no download asked for",
+     r"data/01_raw/sst2/SST-2/train\.tsv: file not found\. .*run with "
+     r"--params=sentiment\.data\.download=true to fetch it from https://\S+/SST-2\.zip"),
     ("offline download", r"download failed \(.*\); offline, put the file at data/01_raw/sst2/SST-2\.zip by hand "
                          r"\(sha256 [0-9a-f]{64}\) or its extracted files at data/01_raw/sst2/SST-2/train\.tsv"),
 ]

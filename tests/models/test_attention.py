@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from lstm_lab.models.attention import AdditiveAttention, DotProductAttention, last_state_pool, mean_pool
+from lstm_lab.models.attention import AdditiveAttention, DotProductAttention, last_state_pool, max_pool, mean_pool
 
 D = 6
 MODULES = [DotProductAttention, AdditiveAttention]
@@ -91,3 +91,16 @@ def test_last_state_and_mean_pool():
     torch.testing.assert_close(mean_pool(x_nan, mask), torch.stack([x[0].mean(0), x[1, :2].mean(0)]))
     torch.testing.assert_close(mean_pool(x), x.mean(1))
     assert (mean_pool(x, torch.zeros(2, 4, dtype=torch.bool)) == 0).all()
+
+
+def test_max_pool_ignores_padding_even_when_it_is_larger():
+    x = torch.randn(2, 4, D, requires_grad=True)
+    mask = torch.tensor([[True, True, True, False], [True, False, False, False]])
+    padded = torch.where(mask[..., None], x, torch.full_like(x, 1e6))  # padding larger than any real value
+    pooled = max_pool(padded, mask)
+    torch.testing.assert_close(pooled, torch.stack([x[0, :3].amax(0), x[1, 0]]))
+    torch.testing.assert_close(max_pool(x), x.amax(1))
+    pooled.sum().backward()  # the gradient reaches exactly one valid step per (row, feature)
+    assert (x.grad[0, 3] == 0).all() and (x.grad[1, 1:] == 0).all() and x.grad.sum() == 2 * D
+    empty = max_pool(torch.randn(2, 4, D), torch.zeros(2, 4, dtype=torch.bool))
+    assert (empty == 0).all()  # no valid step: zeros, not -inf

@@ -32,7 +32,7 @@ def test_bidirectional_merge(merge, width):
     torch.testing.assert_close(pooled, expected)  # "last" = forward's end and backward's start
 
 
-@pytest.mark.parametrize("pooling,attention", [("last", "dot"), ("mean", "dot"), ("attention", "dot"),
+@pytest.mark.parametrize("pooling,attention", [("last", "dot"), ("mean", "dot"), ("max", "dot"), ("attention", "dot"),
                                                ("attention", "additive")])
 @pytest.mark.parametrize("impl", ["native", "cell"])
 def test_padding_does_not_change_pooled_output(pooling, attention, impl):

@@ -87,3 +87,14 @@ def mean_pool(outputs: Tensor, mask: Optional[Tensor] = None) -> Tensor:
     m = mask.to(torch.bool).unsqueeze(-1)  # (B, T, 1)
     total = outputs.masked_fill(~m, 0.0).sum(dim=1)  # (B, D)
     return total / m.sum(dim=1).clamp(min=1).to(outputs.dtype)
+
+
+def max_pool(outputs: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+    """Max over valid steps, per feature (max-over-time pooling): outputs (B, T, D), mask (B, T) -> (B, D).
+
+    Padding never wins (filled with -inf before the max); a row with no valid step gives zeros, not -inf."""
+    if mask is None:
+        return outputs.amax(dim=1)
+    m = mask.to(torch.bool).unsqueeze(-1)  # (B, T, 1)
+    best = outputs.masked_fill(~m, float("-inf")).amax(dim=1)  # (B, D)
+    return best.masked_fill(~m.any(dim=1), 0.0)

@@ -17,7 +17,7 @@ from itertools import groupby
 import torch
 from torch import nn
 
-from lstm_lab.models.attention import AdditiveAttention, DotProductAttention
+from lstm_lab.models.attention import AdditiveAttention, DotProductAttention, max_pool, mean_pool
 from lstm_lab.models.lstm import LSTM
 from lstm_lab.models.spec import ModelSpec
 
@@ -102,11 +102,9 @@ class LSTMEncoder(nn.Module):
             else:
                 pooled = h_n[-1]  # (B, H)
         elif pooling == "mean":
-            if mask is None:
-                pooled = seq.mean(dim=1)
-            else:
-                weights = mask.to(seq.dtype)
-                pooled = (seq * weights[..., None]).sum(1) / weights.sum(1, keepdim=True).clamp_min(1.0)
+            pooled = mean_pool(seq, mask)  # (B, D)
+        elif pooling == "max":
+            pooled = max_pool(seq, mask)  # (B, D)
         else:
             pooled, _ = self.attend(seq, mask)
         return seq, pooled

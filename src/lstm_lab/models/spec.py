@@ -10,7 +10,7 @@ Ray search spaces can validate a spec cheaply.
       merge: concat                # how the two directions combine: concat | sum
       variant: NP                  # Greff et al. 2015 variants; NP is torch.nn.LSTM
       impl: auto                   # auto | native | cell
-      pooling: attention           # last | mean | attention
+      pooling: attention           # last | mean | max | attention
       attention: additive          # dot | additive
 """
 
@@ -39,7 +39,7 @@ class ModelSpec(StrictModel):
     dropout: float = Field(0.0, ge=0.0, lt=1.0)  # between stacked layers
     recurrent_dropout: float = Field(0.0, ge=0.0, lt=1.0)  # one mask per sequence on h_{t-1}
     input_dropout: float = Field(0.0, ge=0.0, lt=1.0)  # one mask per sequence on x_t
-    pooling: Literal["last", "mean", "attention"] = "last"
+    pooling: Literal["last", "mean", "max", "attention"] = "last"
     attention: Literal["dot", "additive"] = "dot"
     head_hidden_sizes: list[int] = Field(default_factory=list)  # dense layers between pooling and output
     head_dropout: float = Field(0.0, ge=0.0, lt=1.0)

@@ -1,6 +1,7 @@
 """Nodes of the sentiment pipeline: thin wrappers from catalog data + ``params:sentiment`` to library calls.
 
-prepare:  sentiment_raw ({role: frame}; missing files fetched if data.download) → load_corpus → sentiment_corpus (text, label, split), sentiment_data_report
+prepare:  sentiment_raw ({role: frame}; missing files fetched only if data.download) → load_corpus
+          → sentiment_corpus (text, label, split), sentiment_data_report
           sentiment_corpus → fit_tokenizer (training split only) → sentiment_tokenizer (JSON)
           (corpus, tokenizer) → describe_text → sentiment_text_stats (vocabulary, OOV rate, length percentiles)
 train:    (corpus, tokenizer) → train_classifier → sentiment_model (best checkpoint), sentiment_history
