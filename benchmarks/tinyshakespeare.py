@@ -73,10 +73,10 @@ def config(args) -> dict:
         "embedding": {"dim": args.embedding, "tie_weights": False},
         "model": {"hidden_sizes": [args.hidden] * args.layers, "dropout": args.dropout, "head_dropout": args.dropout,
                   "impl": "native"},
-        "lr_schedule": {"kind": "none"},  # the budget callback sets the rate instead
         "training": {
             "seed": args.seed, "max_epochs": 1000, "batch_size": args.batch_size, "optimizer": "adam",
-            "learning_rate": args.lr, "weight_decay": 0.0, "early_stopping_patience": None, "deterministic": True,
+            "learning_rate": args.lr, "lr_schedule": {"kind": "none"},  # the budget callback sets the rate instead
+            "weight_decay": 0.0, "early_stopping_patience": None, "deterministic": True,
             "num_threads": args.threads, "trainer": {"gradient_clip_val": 1.0},
         },
     }

@@ -195,7 +195,8 @@ def test_torchrun_rank_takes_its_world_from_the_launcher(monkeypatch):
 def test_history_rows_travel_through_rank_zeros_file(tmp_path):
     def trainer(rank, epoch, loss):
         return SimpleNamespace(sanity_checking=False, is_global_zero=rank == 0, current_epoch=epoch,
-                               callback_metrics={"train_loss": torch.tensor(loss), "val_loss": torch.tensor(loss / 2)})
+                               callback_metrics={"train_loss": torch.tensor(loss), "val_loss": torch.tensor(loss / 2)},
+                               optimizers=[SimpleNamespace(param_groups=[{"lr": loss / 100}])])
 
     path = tmp_path / "ckpt" / "history.jsonl"
     path.parent.mkdir()
@@ -207,8 +208,8 @@ def test_history_rows_travel_through_rank_zeros_file(tmp_path):
         rank1.on_train_epoch_end(trainer(1, epoch, loss), None)  # a second rank writes nothing
     parent = EpochHistory(path)  # what the launching process holds: no rows of its own
     assert parent.collect() == read_history(path) == [
-        {"epoch": 0, "train_loss": 1.0, "val_loss": 0.5},
-        {"epoch": 1, "train_loss": 0.5, "val_loss": 0.25},
+        {"epoch": 0, "train_loss": 1.0, "val_loss": 0.5, "lr": 0.01},
+        {"epoch": 1, "train_loss": 0.5, "val_loss": 0.25, "lr": 0.005},
     ]
     assert EpochHistory().collect() == []
 

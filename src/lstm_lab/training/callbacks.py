@@ -27,12 +27,16 @@ class MlflowTarget:
 
 
 def _scalar_metrics(trainer: pl.Trainer) -> dict[str, float]:
+    """The epoch's logged metrics, plus ``lr``: the optimiser's learning rate when the epoch's training ends
+    (per-step schedules have moved it during the epoch; a plateau schedule moves it after validation)."""
     out = {}
     for key, value in trainer.callback_metrics.items():
         try:
             out[key] = float(value)
         except (TypeError, ValueError):
             continue
+    if trainer.optimizers:
+        out["lr"] = float(trainer.optimizers[0].param_groups[0]["lr"])
     return out
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from lstm_lab.models.spec import StrictModel
 
@@ -23,12 +23,36 @@ class TrainerSettings(StrictModel):
     limit_val_batches: int | float | None = None
 
 
+class LrSchedule(StrictModel):
+    """How the learning rate moves during training (``training.lr_schedule``); ``none`` keeps it constant.
+
+    - ``cosine``: per optimiser step, from ``learning_rate`` down to ``final_fraction`` of it at the last step of
+      ``max_epochs``, after ``warmup_steps`` of linear warm-up.
+    - ``plateau``: multiply the rate by ``factor`` when ``val_loss`` has not improved for ``patience`` epochs
+      (Keras' ReduceLROnPlateau), never below ``min_lr``.
+    """
+
+    kind: Literal["none", "cosine", "plateau"] = "none"
+    warmup_steps: int = Field(0, ge=0)  # linear warm-up (none/cosine)
+    final_fraction: float = Field(0.1, ge=0.0, le=1.0)  # cosine
+    factor: float = Field(0.5, gt=0.0, lt=1.0)  # plateau
+    patience: int = Field(2, ge=0)  # plateau, epochs
+    min_lr: float = Field(0.0, ge=0.0)  # plateau
+
+    @model_validator(mode="after")
+    def _warmup_is_per_step(self) -> LrSchedule:
+        if self.kind == "plateau" and self.warmup_steps:
+            raise ValueError("warmup_steps works with kind none or cosine (per step), not plateau (per epoch)")
+        return self
+
+
 class TrainingConfig(StrictModel):
     seed: int = 42
     max_epochs: int = Field(100, ge=1)
     batch_size: int = Field(64, ge=1)
     optimizer: Literal["adam", "adamw", "rmsprop", "sgd"] = "adam"
     learning_rate: float = Field(1e-3, gt=0)
+    lr_schedule: LrSchedule = Field(default_factory=LrSchedule)
     weight_decay: float = Field(0.0, ge=0)
     early_stopping_patience: int | None = Field(10, ge=1)  # epochs without val_loss improvement; None = off
     early_stopping_min_delta: float = Field(0.0, ge=0)

@@ -19,7 +19,7 @@ from lstm_lab.data.windowing import WindowDataset, already_batched, target_start
 from lstm_lab.models.forecaster import LSTMForecaster
 from lstm_lab.models.spec import ModelSpec
 from lstm_lab.training.config import TrainingConfig
-from lstm_lab.training.optim import build_optimizer
+from lstm_lab.training.optim import configure_optimizers
 
 
 class ForecastDataModule(pl.LightningDataModule):
@@ -108,7 +108,7 @@ class ForecastModule(pl.LightningModule):
         self._step(batch, "test")
 
     def configure_optimizers(self):
-        return build_optimizer(self.parameters(), self.cfg)
+        return configure_optimizers(self, self.cfg)
 
 
 def build_task(config: Mapping[str, Any], data: Mapping[str, Any]) -> tuple[ForecastModule, ForecastDataModule]:

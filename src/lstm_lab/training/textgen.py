@@ -46,7 +46,7 @@ from lstm_lab.errors import LstmLabError
 from lstm_lab.models.char_lm import CharLM, detach_state
 from lstm_lab.models.spec import ModelSpec
 from lstm_lab.training.config import TrainingConfig
-from lstm_lab.training.optim import build_optimizer
+from lstm_lab.training.optim import configure_optimizers
 
 LN2 = math.log(2.0)
 
@@ -135,21 +135,6 @@ class TextgenDataModule(pl.LightningDataModule):
 # --------------------------------------------------------------------------------------------------------------
 # Model
 # --------------------------------------------------------------------------------------------------------------
-def lr_lambda(kind: str, total_steps: int, warmup_steps: int = 0, final_fraction: float = 0.1):
-    """Multiplier of the base learning rate at optimiser step ``s``: linear warm-up, then constant or cosine
-    decay to ``final_fraction`` at ``total_steps``."""
-
-    def factor(step: int) -> float:
-        if warmup_steps and step < warmup_steps:
-            return (step + 1) / warmup_steps
-        if kind == "none":
-            return 1.0
-        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-        return final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
-
-    return factor
-
-
 class TextgenModule(pl.LightningModule):
     """Hyper-parameters are plain dicts (and the vocabulary), so a checkpoint alone rebuilds the model and
     decodes its output: ``CharLM.from_checkpoint(ckpt)`` and ``CharVocab.from_dict(ckpt[...]["vocab"])``."""
@@ -160,7 +145,6 @@ class TextgenModule(pl.LightningModule):
         model: dict[str, Any],
         training: dict[str, Any],
         embedding: dict[str, Any] | None = None,
-        lr_schedule: dict[str, Any] | None = None,
         vocab: dict[str, Any] | None = None,
     ):
         super().__init__()
@@ -170,7 +154,6 @@ class TextgenModule(pl.LightningModule):
         embedding = embedding or {}
         self.net = CharLM(vocab_size, self.spec, embedding_dim=int(embedding.get("dim", 64)),
                           tie_weights=bool(embedding.get("tie_weights", False)))
-        self.schedule = {"kind": "none", "warmup_steps": 0, "final_fraction": 0.1, **(lr_schedule or {})}
         self._state: dict[str, Any] = {}  # carried LSTM state per stage (train / val)
 
     def forward(self, ids: torch.Tensor, state=None):
@@ -200,14 +183,7 @@ class TextgenModule(pl.LightningModule):
         self._step(batch, "val")
 
     def configure_optimizers(self):
-        optimizer = build_optimizer(self.parameters(), self.cfg)
-        s = self.schedule
-        if s["kind"] == "none" and not s["warmup_steps"]:
-            return optimizer
-        total = int(self.trainer.estimated_stepping_batches)
-        factor = lr_lambda(s["kind"], total, int(s["warmup_steps"]), float(s["final_fraction"]))
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return configure_optimizers(self, self.cfg)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -244,7 +220,6 @@ def build_task(config: Mapping[str, Any], data: Mapping[str, Any]) -> tuple[Text
         model=dict(config.get("model", {})),
         training=training.model_dump(),
         embedding=dict(config.get("embedding", {})),
-        lr_schedule=dict(config.get("lr_schedule", {})),
         vocab=vocab,
     )
     datamodule = TextgenDataModule(

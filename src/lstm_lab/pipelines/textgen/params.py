@@ -38,12 +38,6 @@ class EmbeddingParams(StrictModel):
     tie_weights: bool = False  # output layer = embedding matrix (a projection first when widths differ)
 
 
-class LrScheduleParams(StrictModel):
-    kind: Literal["none", "cosine"] = "none"  # cosine: from learning_rate to final_fraction of it, per step
-    final_fraction: float = Field(0.1, ge=0.0, le=1.0)
-    warmup_steps: int = Field(0, ge=0)
-
-
 class SamplingParams(StrictModel):
     """Samples written after training (data/08_reporting/textgen_samples.md, logged to MLflow)."""
 
@@ -70,7 +64,6 @@ class TextgenParams(StrictModel):
     window: WindowParams = Field(default_factory=WindowParams)
     embedding: EmbeddingParams = Field(default_factory=EmbeddingParams)
     model: ModelSpec = Field(default_factory=ModelSpec)
-    lr_schedule: LrScheduleParams = Field(default_factory=LrScheduleParams)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     sampling: SamplingParams = Field(default_factory=SamplingParams)
 
