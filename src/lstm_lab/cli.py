@@ -12,12 +12,7 @@ import click
 from kedro.framework.cli.project import run as kedro_run
 from kedro.io import DatasetError
 
-from lstm_lab.errors import LstmLabError
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
-    return text or type(exc).__name__
+from lstm_lab.errors import LstmLabError, one_line
 
 
 @click.group(name="lstm_lab")
@@ -31,5 +26,5 @@ def run(ctx: click.Context, **kwargs):
     try:
         return ctx.invoke(kedro_run, **kwargs)
     except (LstmLabError, DatasetError) as exc:
-        click.secho(f"Error: {_one_line(exc)}", fg="red", err=True)
+        click.secho(f"Error: {one_line(exc)}", fg="red", err=True)
         sys.exit(1)

@@ -8,3 +8,9 @@ keeps its traceback.
 
 class LstmLabError(ValueError):
     """Bad input: the message names the file, field or value and what was expected."""
+
+
+def one_line(exc: BaseException) -> str:
+    """The message as the single line the command-line tools print after ``Error:``."""
+    text = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+    return text or type(exc).__name__

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lstm_lab.errors import LstmLabError
+from lstm_lab.errors import LstmLabError, one_line
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -95,8 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         out = generate(args)
     except LstmLabError as exc:
-        message = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
-        print(f"Error: {message}", file=sys.stderr)
+        print(f"Error: {one_line(exc)}", file=sys.stderr)
         return 1
     sys.stdout.write(out if out.endswith("\n") else out + "\n")
     return 0
