@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lstm_lab.errors import LstmLabError
+from lstm_lab.errors import LstmLabError, one_line
 from lstm_lab.training import distributed
 
 log = logging.getLogger("lstm_lab.train")
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         train(args)
     except LstmLabError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
+        print(f"Error: {one_line(exc)}", file=sys.stderr)  # one line: the parent reads the first "Error: " line
         return 1
     return 0
 
