@@ -104,29 +104,14 @@ class SentimentPyfunc(mlflow.pyfunc.PythonModel):
         return pd.DataFrame({"probability": probs, "label": labels})
 
 
-def classifier_from_checkpoint(checkpoint: Mapping[str, Any]):
-    """The bare ``SentimentClassifier`` of a sentiment checkpoint, without importing Lightning.
-
-    Mirrors ``lstm_lab.training.sentiment.SentimentModule``: hyper-parameters ``vocab_size``, ``embedding``
-    {dim, dropout}, ``model`` (the spec); the classifier's weights under the ``net.`` prefix.
-    """
-    from lstm_lab.models.classifier import SentimentClassifier
-
-    hp = checkpoint["hyper_parameters"]
-    embedding = dict(hp.get("embedding") or {})
-    net = SentimentClassifier(int(hp["vocab_size"]), int(embedding.get("dim", 100)), dict(hp["model"]),
-                              float(embedding.get("dropout", 0.0)), float(embedding.get("word_dropout", 0.0)))
-    prefix = "net."
-    net.load_state_dict({k[len(prefix):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)})
-    return net.eval()
-
-
 def write_artifacts(directory: Path, checkpoint: Mapping[str, Any], tokenizer: Mapping[str, Any],
                     class_names: Sequence[str], threshold: float, batch_size: int = 512) -> dict[str, str]:
     """tokenizer.json, classifier.json and weights.pt in ``directory``; the ``artifacts`` map for pyfunc."""
     import torch
 
-    net = classifier_from_checkpoint(checkpoint)
+    from lstm_lab.models.classifier import SentimentClassifier
+
+    net = SentimentClassifier.from_checkpoint(checkpoint)
     directory.mkdir(parents=True, exist_ok=True)
     paths = {
         "tokenizer": directory / "tokenizer.json",

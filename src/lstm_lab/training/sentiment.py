@@ -24,8 +24,7 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sampler, SequentialSampler
 
 from lstm_lab.data.text import left_align
-from lstm_lab.models.classifier import SentimentClassifier, predict_probabilities  # noqa: F401 (re-export)
-from lstm_lab.models.spec import ModelSpec
+from lstm_lab.models.classifier import SentimentClassifier
 from lstm_lab.training.config import TrainingConfig
 from lstm_lab.training.optim import configure_optimizers
 
@@ -130,13 +129,7 @@ class SentimentModule(pl.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.cfg = TrainingConfig.model_validate(training)
-        self.net = SentimentClassifier(
-            vocab_size,
-            embedding_dim=int(embedding.get("dim", 100)),
-            spec=ModelSpec.model_validate(model),
-            embedding_dropout=float(embedding.get("dropout", 0.0)),
-            word_dropout=float(embedding.get("word_dropout", 0.0)),
-        )
+        self.net = SentimentClassifier.from_hparams(vocab_size, embedding, model)
         self.loss = torch.nn.BCEWithLogitsLoss()
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
