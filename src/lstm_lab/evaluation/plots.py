@@ -6,20 +6,33 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 
-def learning_curves(history: pd.DataFrame, title: str = "learning curves"):
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for column in ("train_loss", "val_loss"):
-        if column in history:
-            ax.plot(history["epoch"] + 1, history[column], marker="o", markersize=3, label=column)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("MSE (scaled)")
-    ax.set_yscale("log")
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    ax.legend()
+def learning_curves(history: pd.DataFrame, title: str = "learning curves",
+                    panels: dict[str, str] | None = None, log_scale: bool = True):
+    """``train_<m>`` and ``val_<m>`` per epoch, one panel per metric ``m`` of ``panels`` {m: y-axis label}
+    (default: the forecast's loss, log scale). Every pipeline's learning-curve figure comes from here."""
+    panels = panels or {"loss": "MSE (scaled)"}
+    size = (7, 4) if len(panels) == 1 else (4.5 * len(panels), 3.6)
+    fig, axes = plt.subplots(1, len(panels), figsize=size, squeeze=False)
+    epochs = history["epoch"] + 1 if "epoch" in history else np.arange(1, len(history) + 1)
+    for ax, (metric, label) in zip(axes[0], panels.items()):
+        for column in (f"train_{metric}", f"val_{metric}"):
+            if column in history:
+                ax.plot(epochs, history[column], marker="o", markersize=3, label=column)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        if log_scale:
+            ax.set_yscale("log")
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    if len(panels) == 1:
+        axes[0, 0].set_title(title)
+    else:
+        fig.suptitle(title)
+        fig.tight_layout()
     return fig
 
 

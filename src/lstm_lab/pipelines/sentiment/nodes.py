@@ -237,7 +237,10 @@ def evaluate_classifier(checkpoint: dict[str, Any], corpus: pd.DataFrame, tokeni
 
 
 def plot_learning_curves(history: pd.DataFrame):
-    return reporting.learning_curves(history, "sentiment: learning curves")
+    from lstm_lab.evaluation import plots
+
+    return plots.learning_curves(history, "sentiment: learning curves",
+                                 {"loss": "binary cross-entropy", "acc": "accuracy"}, log_scale=False)
 
 
 def plot_confusion_matrix(metrics: dict[str, Any], params: dict[str, Any]):

@@ -1,4 +1,4 @@
-"""Binary classification scores and the sentiment pipeline's figures (numpy + matplotlib, no scikit-learn)."""
+"""Binary classification scores and the confusion-matrix figure (numpy + matplotlib, no scikit-learn)."""
 
 from __future__ import annotations
 
@@ -67,22 +67,5 @@ def confusion_figure(confusion: dict, class_names: tuple[str, str], title: str):
     ax.set_xticks([0, 1], [f"pred {c}" for c in class_names])
     ax.set_yticks([0, 1], [f"true {c}" for c in class_names])
     ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
-def learning_curves(history: pd.DataFrame, title: str):
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
-    epochs = history["epoch"] + 1 if "epoch" in history else np.arange(1, len(history) + 1)
-    for ax, metric, label in ((axes[0], "loss", "binary cross-entropy"), (axes[1], "acc", "accuracy")):
-        for stage in ("train", "val"):
-            column = f"{stage}_{metric}"
-            if column in history:
-                ax.plot(epochs, history[column], marker="o", markersize=3, label=column)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(label)
-        ax.grid(True, alpha=0.3)
-        ax.legend()
-    fig.suptitle(title)
     fig.tight_layout()
     return fig

@@ -168,8 +168,5 @@ def sample_text(checkpoint: dict[str, Any], params: dict[str, Any]) -> str:
 def plot_learning_curves(history: pd.DataFrame):
     from lstm_lab.evaluation import plots
 
-    fig = plots.learning_curves(history, "textgen: cross-entropy per character")
-    ax = fig.axes[0]
-    ax.set_yscale("linear")
-    ax.set_ylabel("nats / character")
-    return fig
+    return plots.learning_curves(history, "textgen: cross-entropy per character", {"loss": "nats / character"},
+                                 log_scale=False)
