@@ -1,8 +1,8 @@
 """Checksummed download of a public corpus the user asked for.
 
 ``fetch(url, sha256, dest)`` and ``ensure(sources)`` are the only code in the project that opens a network
-connection, and only when a catalog entry declares a ``download:`` (the sentiment pipeline's SST-2 default,
-see conf/base/catalog_sentiment.yml) and the files it names are not already cached. The bytes go to a temporary
+connection, and only when the user asked for it (``textgen.data.download=true``, ``sentiment.data.download=true``
+with the catalog entry's ``download:`` sources) and the files are not already cached. The bytes go to a temporary
 file beside ``dest``, are hashed while they stream, and replace ``dest`` only when the checksum matches: a failed
 or interrupted download never leaves a partial file where a cached one is expected. Offline, or on a checksum
 mismatch, it raises ``LstmLabError`` naming the URL and where to put the file(s) by hand.
