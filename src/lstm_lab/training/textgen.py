@@ -58,13 +58,16 @@ warnings.filterwarnings("ignore", message="Your `IterableDataset` has `__len__` 
 # --------------------------------------------------------------------------------------------------------------
 # Data: B parallel streams read in chunks of seq_len
 # --------------------------------------------------------------------------------------------------------------
-def check_training_text(n_train: int, seq_len: int) -> None:
-    """The training split must hold at least one window: seq_len inputs and the character after them."""
+def check_split_sizes(n_train: int, n_val: int, seq_len: int, context: str = "") -> None:
+    """The training split must hold at least one window (seq_len inputs and the character after them), the
+    validation split at least one prediction. ``context`` says where the sizes come from, for the message."""
     if n_train < seq_len + 1:
         raise LstmLabError(
             f"the training split has {n_train} characters, fewer than one training window "
             f"(window.length + 1 = {seq_len + 1}); use a longer corpus or a smaller textgen.window.length"
         )
+    if n_val < 2:
+        raise LstmLabError(f"the validation split has {n_val} character(s){context}; it needs at least 2")
 
 
 class StreamChunks(IterableDataset):
@@ -109,9 +112,7 @@ class StreamChunks(IterableDataset):
 class TextgenDataModule(pl.LightningDataModule):
     def __init__(self, ids: np.ndarray, train_end: int, batch_size: int, seq_len: int):
         super().__init__()
-        check_training_text(train_end, seq_len)
-        if len(ids) - train_end < 2:
-            raise LstmLabError(f"the validation split has {len(ids) - train_end} character(s); it needs at least 2")
+        check_split_sizes(train_end, len(ids) - train_end, seq_len)
         self.ids = torch.as_tensor(np.asarray(ids), dtype=torch.long)
         self.train_end, self.batch_size, self.seq_len = train_end, batch_size, seq_len
 

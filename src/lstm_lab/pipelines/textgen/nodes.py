@@ -67,17 +67,13 @@ def build_vocabulary(text: str, params: dict[str, Any]) -> dict[str, Any]:
 
 def encode_corpus(text: str, vocab: dict[str, Any], params: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
     """The whole corpus as ids (uint8 up to 256 symbols) and where validation starts; checks the sizes."""
-    from lstm_lab.training.textgen import check_training_text
+    from lstm_lab.training.textgen import check_split_sizes
 
     p = _params(params)
     v = CharVocab.from_dict(vocab, source="textgen_vocab")
     train_end = split_point(len(text), p.split.train_fraction)
-    check_training_text(train_end, p.window.length)
-    if len(text) - train_end < 2:
-        raise LstmLabError(
-            f"the validation split has {len(text) - train_end} character(s) (corpus of {len(text)}, train_fraction "
-            f"{p.split.train_fraction}); it needs at least 2"
-        )
+    check_split_sizes(train_end, len(text) - train_end, p.window.length,
+                      f" (corpus of {len(text)}, train_fraction {p.split.train_fraction})")
     for prompt in p.sampling.prompts:  # fail now rather than after training
         v.encode(prompt, unknown="error", what=f"textgen.sampling.prompts entry {prompt!r}")
     ids = v.encode(text)
