@@ -36,6 +36,23 @@ def atomic_path(target: Path):
             os.unlink(tmp)
 
 
+def write_json(path: str | Path, data: Any) -> None:
+    """``data`` as UTF-8 JSON (non-ASCII kept, one-space indent, trailing newline), written atomically."""
+    with atomic_path(Path(path)) as tmp:
+        tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+
+
+def read_json(path: str | Path, what: str = "JSON") -> Any:
+    """The JSON in ``path``; a missing file or text that is not JSON is one ``LstmLabError`` line naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise LstmLabError(f"{path}: {what} file not found")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise LstmLabError(f"{path}: not valid JSON ({exc})") from None
+
+
 class _FileDataset(AbstractDataset):
     def __init__(self, filepath: str, metadata: dict[str, Any] | None = None):
         self._filepath = Path(filepath)

@@ -13,7 +13,6 @@ outside the vocabulary is an error (``encode(..., unknown="error")``), and UNK i
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -136,18 +135,15 @@ class CharVocab:
         return cls(tuple(data["chars"]))
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        from lstm_lab.datasets import write_json
+
+        write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | Path) -> CharVocab:
-        path = Path(path)
-        if not path.is_file():
-            raise LstmLabError(f"{path}: vocabulary file not found")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise LstmLabError(f"{path}: not valid JSON ({exc})") from None
-        return cls.from_dict(data, source=str(path))
+        from lstm_lab.datasets import read_json
+
+        return cls.from_dict(read_json(path, "vocabulary"), source=str(path))
 
 
 def check_ids(ids: Sequence[int] | np.ndarray, vocab_size: int, what: str = "ids") -> None:

@@ -281,31 +281,13 @@ class Tokenizer:
         return cls(vocab, TextConfig.from_dict(data.get("config") or {}),
                    train_texts=int(data.get("train_texts", 0)), train_tokens=int(data.get("train_tokens", 0)))
 
-    def to_json(self) -> str:
-        import json
-
-        return json.dumps(self.to_dict(), ensure_ascii=False, indent=1) + "\n"
-
-    @classmethod
-    def from_json(cls, text: str, source: str = "tokenizer") -> Tokenizer:
-        import json
-
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise LstmLabError(f"{source}: not valid JSON ({exc})") from None
-        return cls.from_dict(data, source)
-
     def save(self, path) -> None:
-        from pathlib import Path
+        from lstm_lab.datasets import write_json
 
-        from lstm_lab.datasets import atomic_path
-
-        with atomic_path(Path(path)) as tmp:
-            tmp.write_text(self.to_json(), encoding="utf-8")
+        write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path) -> Tokenizer:
-        from pathlib import Path
+        from lstm_lab.datasets import read_json
 
-        return cls.from_json(Path(path).read_text(encoding="utf-8"), source=str(path))
+        return cls.from_dict(read_json(path, "tokenizer"), str(path))
