@@ -108,7 +108,7 @@ def torch_steps(shape, impls, threads):
     import torch
 
     import lstm_lab.models.lstm as lstm_mod
-    from lstm_lab.models import cell
+    from lstm_lab.models import cell, fused_scan
 
     torch.set_num_threads(threads)
     B, T, I, H, L, n_out, loss = SHAPES[shape]
@@ -142,7 +142,7 @@ def torch_steps(shape, impls, threads):
         opt = torch.optim.Adam(net.parameters(), lr=1e-3)
 
         def step():
-            cell.LOOP_BACKEND, lstm_mod.lstm_layer = backend, layer
+            fused_scan.LOOP_BACKEND, lstm_mod.lstm_layer = backend, layer
             opt.zero_grad(set_to_none=True)
             loss_fn(net(x), y).backward()
             opt.step()

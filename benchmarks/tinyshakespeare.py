@@ -5,7 +5,7 @@ the 65-character vocabulary), the last 10 % (111,540) validate; report validatio
 character. References: character 5-gram (add-alpha tuned on val) 1.750; nanoGPT's 6-layer character
 transformer 1.4697 (GPU). Target for this CPU LSTM: <= 1.55 within 30 minutes of training.
 
-Trains through the project's own code path (``lstm_lab.training.entry.run_training("textgen", ...)``: the
+Trains through the project's own code path (``lstm_lab.training.entry.run_training(TASK, params, data)``: the
 same TextgenModule, stateful truncated-BPTT batches and checkpointing as ``kedro run --pipelines=textgen``),
 with one addition for a wall-clock budget: a callback that sets the learning rate on a cosine from
 ``--lr`` to 10 % of it over ``--minutes`` and stops training when the budget is spent (Lightning then runs one
@@ -67,8 +67,11 @@ def prepare(corpus: Path):
     return text, vocab.encode(text), train_end, vocab
 
 
-def config(args) -> dict:
-    return {
+def config(args):
+    """The textgen parameters of this run, typed (validated by the textgen task's schema)."""
+    from lstm_lab.training.textgen.task import TASK
+
+    return TASK.validate({
         "window": {"length": args.seq_len},
         "embedding": {"dim": args.embedding, "tie_weights": False},
         "model": {"hidden_sizes": [args.hidden] * args.layers, "dropout": args.dropout, "head_dropout": args.dropout,
@@ -79,7 +82,7 @@ def config(args) -> dict:
             "weight_decay": 0.0, "early_stopping_patience": None, "deterministic": True,
             "num_threads": args.threads, "trainer": {"gradient_clip_val": 1.0},
         },
-    }
+    })
 
 
 def budget_callback(minutes: float, base_lr: float, final_fraction: float = 0.1):
@@ -150,7 +153,7 @@ def probe(args, ids, train_end, vocab) -> None:
     import numpy as np
     import torch
 
-    from lstm_lab.training.textgen import build_task
+    from lstm_lab.training.textgen.task import TASK
 
     torch.set_num_threads(args.threads)
     print(f"threads {torch.get_num_threads()}, load average {load_average()}")
@@ -158,7 +161,7 @@ def probe(args, ids, train_end, vocab) -> None:
                                        (256, 3, 32, 128)]:
         sizes = {"hidden": hidden, "layers": layers, "batch_size": batch, "seq_len": seq}
         a = argparse.Namespace(**{**vars(args), **sizes})
-        module, dm = build_task(config(a), {"ids": ids, "train_end": train_end, "vocab": vocab.to_dict()})
+        module, dm = TASK.build(config(a), {"ids": ids, "train_end": train_end, "vocab": vocab.to_dict()})
         net = module.net.train()
         opt = torch.optim.Adam(net.parameters(), lr=1e-3)
         loader = iter(dm.dataset("train"))
@@ -211,10 +214,10 @@ def main() -> None:
 
     import torch
 
-    from lstm_lab.models.char_lm import CharLM
     from lstm_lab.models.generate import generate_text
     from lstm_lab.training.entry import run_training
-    from lstm_lab.training.textgen import evaluate_nats
+    from lstm_lab.training.textgen.module import evaluate_nats
+    from lstm_lab.training.textgen.task import TASK
 
     load_before = load_average()
     cfg = config(args)
@@ -222,12 +225,12 @@ def main() -> None:
     print(f"training {args.layers}x{args.hidden} for {args.minutes} min on {train_end:,} characters "
           f"({args.threads} threads, load {load_before})", flush=True)
     wall_start = time.perf_counter()
-    result = run_training("textgen", cfg, {"ids": ids, "train_end": train_end, "vocab": vocab.to_dict()},
+    result = run_training(TASK, cfg, {"ids": ids, "train_end": train_end, "vocab": vocab.to_dict()},
                           callbacks=[budget])
     fit_seconds = time.perf_counter() - wall_start
     load_after = load_average()
 
-    net = CharLM.from_checkpoint(result.checkpoint)
+    net = TASK.from_checkpoint(result.checkpoint).net
     torch.set_num_threads(args.threads)
     val = ids[train_end:]
     t0 = time.perf_counter()
@@ -292,7 +295,7 @@ def main() -> None:
     (args.out.with_suffix(".json")).write_text(json.dumps({
         "val_nats_stateful": stateful, "val_nats_windows256": windowed, "fit_seconds": fit_seconds,
         "chars_per_second": chars_per_s, "epochs": budget.chars / train_end, "history": budget.epochs,
-        "config": cfg,
+        "config": cfg.model_dump(mode="json"),
     }, indent=2) + "\n")
     print("\n".join(lines[:22]))
 

@@ -114,16 +114,17 @@ def evaluate_best(data: Path, runtime: dict) -> dict:
 
     from lstm_lab.datasets import AtomicJSONDataset, TorchCheckpointDataset
     from lstm_lab.pipelines.forecast.nodes import evaluate_forecaster
+    from lstm_lab.training.forecast.task import TASK
 
     reporting = REPO / "data/08_reporting"
-    params = yaml.safe_load((reporting / "tune_forecast_best_params.yml").read_text())["forecast"]
+    params = TASK.validate(yaml.safe_load((reporting / "tune_forecast_best_params.yml").read_text())["forecast"])
     checkpoint = TorchCheckpointDataset(str(REPO / "data/06_models/tune_forecast_best_model.ckpt")).load()
     clean = pd.read_parquet(REPO / "data/02_intermediate/etth1/forecast_clean.parquet")
     split = AtomicJSONDataset(str(REPO / "data/05_model_input/etth1/forecast_split.json")).load()
     scaler = AtomicJSONDataset(str(REPO / "data/06_models/etth1/forecast_scaler.json")).load()
     metrics, _ = evaluate_forecaster(checkpoint, clean, split, scaler, params)
     return {"test_mse": metrics["lstm"]["mse_scaled"], "test_mae": metrics["lstm"]["mae_scaled"],
-            "best_params": params["model"]["hidden_sizes"]}
+            "best_params": params.model.hidden_sizes}
 
 
 def main() -> None:

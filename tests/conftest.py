@@ -25,6 +25,27 @@ TINY_FORECAST = {
 }
 
 
+def deep_merge(base: dict, change: dict) -> dict:
+    """``base`` with ``change`` written in, mapping by mapping (how Kedro's soft merge combines environments)."""
+    out = dict(base)
+    for key, value in change.items():
+        out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def raw_params(key: str, change: dict | None = None) -> dict:
+    """The shipped ``conf/base/parameters_<key>.yml`` section, with ``change`` merged in."""
+    raw = yaml.safe_load((REPO / "conf" / "base" / f"parameters_{key}.yml").read_text())[key]
+    return deep_merge(raw, change or {})
+
+
+def typed_params(key: str, change: dict | None = None):
+    """What a node receives: the shipped section (+ ``change``) validated by the task's schema."""
+    from lstm_lab.params import validate
+
+    return validate(key, raw_params(key, change))
+
+
 def write_yaml(path: Path, data) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(data, sort_keys=False))

@@ -1,25 +1,23 @@
-"""Validation of each pipeline's parameters before anything runs.
+"""Which schema validates which ``<key>:`` section of the parameters, and the validation itself.
 
-``validate(pipeline, raw)`` turns pydantic's report into one line naming the parameter path, the file it comes
-from and what was expected, e.g.::
+A key is either a task (``forecast``, ``sentiment``, ... — validated by that task, devices checked too) or a
+sweep over one (``tune_<task>``, validated by the sweep settings' schema). This module is the only place that
+knows the ``tune_`` prefix; ``swept_task`` reads it.
 
-    conf/base/parameters_forecast.yml: forecast.training.lerning_rate: unknown parameter (allowed: ...)
+``validate(key, raw)`` runs once per ``kedro run``, when Kedro builds the run's parameters (the project
+context, ``lstm_lab.context``), before any hook or node: nodes, Ray trials and training receive the typed
+object it returns.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from lstm_lab.errors import LstmLabError
+from lstm_lab.schema import validate_section
 
-
-def _schema_module(key: str) -> str:
-    """Each pipeline package declares ``SCHEMA`` in its ``params`` module; sweeps share the tune package's."""
-    package = "tune" if key.startswith("tune_") else key
-    return f"lstm_lab.pipelines.{package}.params"
+SWEEP_PREFIX = "tune_"
 
 
 def params_key(pipeline: str) -> str:
@@ -27,46 +25,51 @@ def params_key(pipeline: str) -> str:
     return "forecast" if pipeline == "__default__" else pipeline
 
 
-def schema_for(pipeline: str) -> type[BaseModel] | None:
-    """The parameter schema of a registered pipeline; None if it has none."""
-    name = _schema_module(params_key(pipeline))
-    try:
-        module = importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name is not None and name.startswith(exc.name):  # no such package; a broken import still raises
-            return None
-        raise
-    return getattr(module, "SCHEMA", None)
+def sweep_name(task: str) -> str:
+    """The pipeline and parameters key of the sweep over ``task``: ``tune_forecast``."""
+    return f"{SWEEP_PREFIX}{task}"
 
 
-def validate(pipeline: str, raw: Any) -> BaseModel:
-    schema = schema_for(pipeline)
-    if schema is None:
-        raise KeyError(pipeline)
-    key = params_key(pipeline)
-    where = f"conf/*/parameters_{key}.yml"
-    if raw is None:
-        raise LstmLabError(f"{where}: no '{key}:' section found")
-    try:
-        return schema.model_validate(raw)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        path = ".".join(str(p) for p in (key, *err["loc"]))
-        if err["type"] == "extra_forbidden":
-            allowed = _allowed_keys(schema, err["loc"][:-1])
-            message = f"unknown parameter (allowed here: {', '.join(allowed)})"
-        else:
-            message = f"{err['msg']} (got {err.get('input')!r})"
-        more = f" [+{len(exc.errors()) - 1} more]" if len(exc.errors()) > 1 else ""
-        raise LstmLabError(f"{where}: {path}: {message}{more}") from None
+def swept_task(key: str) -> str | None:
+    """``tune_forecast`` → ``forecast``; None for a key that is not a sweep."""
+    return key[len(SWEEP_PREFIX):] if key.startswith(SWEEP_PREFIX) else None
 
 
-def _allowed_keys(schema: type[BaseModel], loc) -> list[str]:
-    model = schema
-    for part in loc:
-        field = model.model_fields.get(str(part))
-        annotation = getattr(field, "annotation", None)
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            return []
-        model = annotation
-    return sorted(model.model_fields)
+def schema_for(key: str) -> type[BaseModel] | None:
+    """The parameter schema of ``key``; None if no task or sweep has that name."""
+    from lstm_lab.training.task import find_task
+
+    base = swept_task(key)
+    if base is not None:
+        from lstm_lab.tuning.config import TuneParams
+
+        return TuneParams if find_task(base) is not None else None
+    task = find_task(key)
+    return task.schema if task is not None else None
+
+
+def parameter_keys(pipelines: list[str]) -> list[str]:
+    """The parameters sections a run of ``pipelines`` uses, in order: a sweep also runs its task's data nodes."""
+    out: list[str] = []
+    for key in (params_key(n) for n in pipelines):
+        base = swept_task(key)
+        for k in ([base] if base else []) + [key]:
+            if k not in out and schema_for(k) is not None:
+                out.append(k)
+    return out
+
+
+def validate(key: str, raw: Any, where: str | None = None) -> BaseModel:
+    """The typed parameters of ``key`` (one ``LstmLabError`` line naming file and path if they are wrong)."""
+    from lstm_lab.training.task import find_task
+
+    key = params_key(key)
+    if swept_task(key) is not None:
+        schema = schema_for(key)
+        if schema is None:
+            raise KeyError(key)
+        return validate_section(schema, key, raw, where)
+    task = find_task(key)
+    if task is None:
+        raise KeyError(key)
+    return task.validate(raw, where)

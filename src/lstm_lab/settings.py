@@ -2,9 +2,13 @@
 
 from kedro.config import OmegaConfigLoader
 
-from lstm_lab.hooks import MlflowTrackingHooks
+from lstm_lab.context import ProjectContext
+from lstm_lab.hooks import ProjectHooks
 
-HOOKS = (MlflowTrackingHooks(),)
+HOOKS = (ProjectHooks(),)
+
+# Parameters validated by the project's schemas (one-line errors, devices checked), once per run.
+CONTEXT_CLASS = ProjectContext
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

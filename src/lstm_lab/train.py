@@ -20,7 +20,6 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 from lstm_lab.errors import LstmLabError, one_line
 from lstm_lab.training import distributed
@@ -54,44 +53,48 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def train(args: argparse.Namespace) -> None:
-    from lstm_lab.training.entry import TASKS, run_training
+    from lstm_lab.schema import validate_section
+    from lstm_lab.tracking.job_run import end_job_run, start_job_run
+    from lstm_lab.training.entry import run_training
+    from lstm_lab.training.task import find_task, task_names
 
-    if args.task not in TASKS:
-        raise LstmLabError(f"--task: unknown task {args.task!r} (known: {', '.join(sorted(TASKS))})")
-    config = json.loads(args.config.read_text())  # run_training validates the training section itself
+    task = find_task(args.task)
+    if task is None:
+        raise LstmLabError(f"--task: unknown task {args.task!r} (known: {', '.join(task_names())})")
+    # The job's one validation; devices are planned by run_training, with the world torchrun gives.
+    params = validate_section(task.schema, task.name, json.loads(args.config.read_text()), where=str(args.config))
     if distributed.started_by_torchrun():
-        config = _fit_to_launcher(config)
+        params = _fit_to_launcher(params)
     data = distributed.read_data(args.data)
     args.out.mkdir(parents=True, exist_ok=True)
 
-    tracking, own_run = _tracking(args, config) if distributed.is_rank_zero() else (None, False)
+    tracking, own_run = (start_job_run(args.tracking_uri, args.run_id, args.experiment or task.name,
+                                       params.model_dump(mode="json"))
+                         if distributed.is_rank_zero() else (None, False))
     status = "FAILED"
     try:
         # Lightning's checkpoints in a folder of their own: the job files beside them are not its business.
-        result = run_training(args.task, config, data, tracking=tracking, checkpoint_dir=args.out / "checkpoints")
+        result = run_training(task, params, data, tracking=tracking, checkpoint_dir=args.out / "checkpoints")
         status = "FINISHED"
     finally:
         if own_run:
-            _end_run(tracking, status, result.best_val_loss if status == "FINISHED" else None)
+            end_job_run(tracking, status, result.best_val_loss if status == "FINISHED" else None)
     if result.checkpoint is None:  # not rank 0: it reports for the job
         return
-    import torch
+    from lstm_lab.checkpoints import save_checkpoint
+    from lstm_lab.io import write_text
 
     # Each through a temporary name, result.json last: a launcher that finds it finds the others complete.
-    _atomic(args.out / distributed.CHECKPOINT_FILE, lambda p: torch.save(result.checkpoint, p))
-    _atomic(args.out / distributed.HISTORY_FILE,
-            lambda p: p.write_text("".join(json.dumps(row) + "\n" for row in result.history)))
-    _atomic(args.out / distributed.RESULT_FILE, lambda p: p.write_text(json.dumps(
+    save_checkpoint(args.out / distributed.CHECKPOINT_FILE, result.checkpoint)
+    write_text(args.out / distributed.HISTORY_FILE, "".join(json.dumps(row) + "\n" for row in result.history))
+    write_text(args.out / distributed.RESULT_FILE, json.dumps(
         {"best_val_loss": result.best_val_loss, "epochs": result.epochs,
-         "checkpoint": str((args.out / distributed.CHECKPOINT_FILE).resolve())}, indent=2)))
+         "checkpoint": str((args.out / distributed.CHECKPOINT_FILE).resolve())}, indent=2))
 
 
-def _fit_to_launcher(config: dict[str, Any]) -> dict[str, Any]:
+def _fit_to_launcher(params):
     """Take devices and nodes from torchrun: the launcher, not the file, decides how many ranks there are."""
-    from lstm_lab.training.config import TrainerSettings
-
-    trainer = dict(config.get("training", {}).get("trainer", {}))
-    current = TrainerSettings.model_validate(trainer)  # defaults filled in, to report real changes only
+    current = params.training.trainer
     per_node = int(os.environ["LOCAL_WORLD_SIZE"])
     wanted = {
         "devices": per_node,
@@ -101,48 +104,8 @@ def _fit_to_launcher(config: dict[str, Any]) -> dict[str, Any]:
     changed = {k: v for k, v in wanted.items() if getattr(current, k) != v}
     if changed and distributed.is_rank_zero():
         log.info("trainer settings taken from torchrun: %s", changed)
-    return {**config, "training": {**config.get("training", {}), "trainer": {**trainer, **wanted}}}
-
-
-def _tracking(args: argparse.Namespace, config: dict[str, Any]):
-    """(MlflowTarget or None, whether this process created the run and so must end it)."""
-    from lstm_lab.training.callbacks import MlflowTarget
-
-    if not args.tracking_uri:
-        return None, False
-    if args.run_id:
-        return MlflowTarget(args.tracking_uri, args.run_id), False
-    from mlflow import MlflowClient
-
-    from lstm_lab.tracking import flatten
-
-    client = MlflowClient(tracking_uri=args.tracking_uri)
-    name = args.experiment or args.task
-    found = client.get_experiment_by_name(name)
-    experiment_id = found.experiment_id if found else client.create_experiment(name)
-    run = client.create_run(experiment_id, tags={"launcher": "lstm-lab-train"})
-    params = [(k, str(v)[:6000]) for k, v in flatten(config).items()]
-    for start in range(0, len(params), 90):  # MLflow takes at most 100 params per batch
-        from mlflow.entities import Param
-
-        client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in params[start : start + 90]])
-    log.info("MLflow run %s in experiment %r at %s", run.info.run_id, name, args.tracking_uri)
-    return MlflowTarget(args.tracking_uri, run.info.run_id), True
-
-
-def _end_run(target, status: str, best_val_loss: float | None) -> None:
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=target.tracking_uri)
-    if best_val_loss is not None:
-        client.log_metric(target.run_id, "best_val_loss", best_val_loss)
-    client.set_terminated(target.run_id, status=status)
-
-
-def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
+    training = params.training.model_copy(update={"trainer": current.model_copy(update=wanted)})
+    return params.model_copy(update={"training": training})
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import torch
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from lstm_lab.errors import LstmLabError
-from lstm_lab.models import cell
+from lstm_lab.models import cell, fused_scan
 from lstm_lab.models.lstm import LSTM, gate_saturation
 
 ATOL = 1e-5  # fp32
@@ -141,8 +141,8 @@ def test_fused_scan_gradcheck_and_matches_reference():
     valid = (torch.arange(T)[:, None] < torch.tensor([4, 2])[None]).unsqueeze(-1)  # (T, B, 1)
     rmask = torch.bernoulli(torch.full((B, H), 0.5, dtype=dt)) * 2
     for v, m in [(None, None), (valid, None), (None, rmask), (valid, rmask)]:
-        torch.autograd.gradcheck(lambda *a: cell.FusedLSTMScan.apply(*a, v, m), (xp, w, h0, c0))
-        fused = cell.FusedLSTMScan.apply(xp, w, h0, c0, v, m)
+        torch.autograd.gradcheck(lambda *a: fused_scan.FusedLSTMScan.apply(*a, v, m), (xp, w, h0, c0))
+        fused = fused_scan.FusedLSTMScan.apply(xp, w, h0, c0, v, m)
         ref = cell.scan_reference(xp, w, h0, c0, cell.get_variant("NP"), valid=v, rmask=m)[:3]
         for a, b in zip(fused, ref):
             assert_close(a, b, atol=1e-12)
@@ -152,7 +152,7 @@ def test_torchscript_loops_give_the_same_result(monkeypatch):
     ref, ours = pair(L=1, bi=True, impl="cell")
     x = torch.randn(6, 2, 5)
     expected = run(ours, x)
-    monkeypatch.setattr(cell, "LOOP_BACKEND", "script")
+    monkeypatch.setattr(fused_scan, "LOOP_BACKEND", "script")
     assert_same_results(expected, run(ours, x))
 
 

@@ -135,13 +135,13 @@ class CharVocab:
         return cls(tuple(data["chars"]))
 
     def save(self, path: str | Path) -> None:
-        from lstm_lab.datasets import write_json
+        from lstm_lab.io import write_json
 
         write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | Path) -> CharVocab:
-        from lstm_lab.datasets import read_json
+        from lstm_lab.io import read_json
 
         return cls.from_dict(read_json(path, "vocabulary"), source=str(path))
 

@@ -11,16 +11,29 @@ Checksums are ``"sha256:<hex>"`` or ``"md5:<hex>"`` (a bare 64-digit hex string 
 because some corpora publish nothing stronger (torchtext lists SST-2.zip by MD5 only); prefer SHA-256.
 
 A source may be a zip archive: ``extract`` maps archive members to the paths they are written to (each written
-atomically). Members whose targets already exist are not extracted again, and an archive whose targets all
-exist is not downloaded at all.
+atomically). An archive whose targets all exist is not downloaded at all.
+
+Files already on disk are checked, not trusted: a cached download is re-hashed against its checksum on every
+call (no network is touched when it matches), and an extracted member that already exists is compared with the
+member of the (checksummed) archive whenever the archive is still there. Extracted files without their archive
+(put there by hand, or the archive deleted) are used as they are: the source declares no checksum for them.
+
+Only ``https://`` URLs are fetched (``file://`` for a local file; plain ``http://`` to a loopback address only,
+i.e. a server on this machine such as a test server or a local mirror, where no network can tamper with the
+bytes), also after a redirect. One download may take at most ``time_limit`` seconds in all (600 by default),
+beside the per-read socket ``timeout``: a server that trickles bytes cannot hold a run forever.
 """
 
 from __future__ import annotations
 
 import hashlib
+import http.client
+import ipaddress
 import logging
 import re
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from collections.abc import Iterable, Mapping
@@ -28,12 +41,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lstm_lab.datasets import atomic_path
 from lstm_lab.errors import LstmLabError
+from lstm_lab.io import atomic_path
 
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
+TIME_LIMIT = 600.0  # seconds for one whole download: SST-2.zip (7 MB) needs a few, even on a slow line
 _HEX_LENGTH = {"sha256": 64, "md5": 32}
 
 
@@ -54,6 +68,40 @@ def parse_checksum(checksum: str) -> tuple[str, str]:
     return algorithm, digest
 
 
+def check_url(url: str) -> str:
+    """``url`` if the project may download from it: ``https://``, ``file://``, or ``http://`` to a loopback IP."""
+    parts = urllib.parse.urlsplit(str(url))
+    scheme = parts.scheme.lower()
+    if scheme in ("https", "file") or (scheme == "http" and _is_loopback(parts.hostname)):
+        return url
+    raise LstmLabError(f"{url}: not an https:// URL; downloads are fetched over https:// only (file:// for a "
+                       "local file)")
+
+
+def _is_loopback(host: str | None) -> bool:
+    try:
+        return host is not None and ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it could resolve anywhere
+        return False
+
+
+class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows a redirect only to a URL ``check_url`` accepts: an https:// link cannot hop to plain http://."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        try:
+            check_url(newurl)
+        except LstmLabError:
+            raise LstmLabError(f"{req.full_url}: redirects to {newurl}, which is not an https:// URL; refusing to "
+                               "follow it") from None
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _open(url: str, timeout: float):
+    """The response for ``url`` (a separate function so that tests can stand in a slow or fake server)."""
+    return urllib.request.build_opener(_CheckedRedirects).open(url, timeout=timeout)
+
+
 def digest_of(path: str | Path, algorithm: str = "sha256") -> str:
     digest = hashlib.new(algorithm)
     with open(path, "rb") as handle:
@@ -66,13 +114,19 @@ def sha256_of(path: str | Path) -> str:
     return digest_of(path, "sha256")
 
 
-def fetch(url: str, sha256: str, dest: str | Path, *, timeout: float = 60.0) -> Path:
-    """``dest`` holding the bytes of ``url``; downloads only if not cached.
+def fetch(url: str, sha256: str, dest: str | Path, *, timeout: float = 60.0,
+          time_limit: float = TIME_LIMIT) -> Path:
+    """``dest`` holding the bytes of ``url``; downloads only if not cached, and checks a cached file's checksum.
 
     ``sha256`` is the expected SHA-256 hex digest, or a prefixed checksum (``"sha256:..."``, ``"md5:..."``).
+    ``timeout`` bounds each network read, ``time_limit`` the whole download (checked between reads, so it can
+    be overrun by at most one ``timeout``).
     """
     dest = Path(dest)
     algorithm, expected = parse_checksum(sha256)
+    check_url(url)
+    if time_limit <= 0:
+        raise LstmLabError(f"time_limit {time_limit!r}: expected a positive number of seconds")
     label = f"{algorithm} {expected}"
     if dest.is_file():
         if digest_of(dest, algorithm) == expected:
@@ -82,19 +136,30 @@ def fetch(url: str, sha256: str, dest: str | Path, *, timeout: float = 60.0) -> 
                            f"from {url})")
     log.info("downloading %s -> %s", url, dest)
     digest = hashlib.new(algorithm)
+    deadline = time.monotonic() + time_limit
+
+    def check_time() -> None:
+        if time.monotonic() > deadline:
+            raise DownloadError(f"{url}: download took longer than {time_limit:g} s (the limit for one download); "
+                                f"nothing was saved to {dest}; put the file there by hand ({label})")
+
     try:
-        with atomic_path(dest) as tmp, urllib.request.urlopen(url, timeout=timeout) as response:
+        with atomic_path(dest) as tmp, _open(url, min(timeout, time_limit)) as response:
+            # read1 returns what has arrived (a trickling server cannot hold one call until a whole CHUNK is in)
+            read = response.read1 if hasattr(response, "read1") else response.read
             with open(tmp, "wb") as out:
-                for block in iter(lambda: response.read(CHUNK), b""):
+                check_time()
+                for block in iter(lambda: read(CHUNK), b""):
                     digest.update(block)
                     out.write(block)
+                    check_time()
             if digest.hexdigest() != expected:
                 raise LstmLabError(
                     f"{url}: downloaded {algorithm} {digest.hexdigest()} does not match the expected {expected} "
                     f"(nothing was saved to {dest})"
                 )
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
-        reason = getattr(exc, "reason", exc)
+    except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as exc:
+        reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
         raise DownloadError(
             f"{url}: download failed ({reason}); offline, put the file at {dest} by hand ({label})"
         ) from None
@@ -102,7 +167,10 @@ def fetch(url: str, sha256: str, dest: str | Path, *, timeout: float = 60.0) -> 
 
 
 def extract(archive: str | Path, members: Mapping[str, str | Path]) -> list[Path]:
-    """Write each zip ``member`` of ``archive`` to its target path (atomically); targets that exist are kept."""
+    """Write each zip ``member`` of ``archive`` to its target path (atomically).
+
+    A target that exists already is kept if its bytes are the member's, and an error otherwise (it is not
+    silently replaced: it may be a file the user wants). The archive is the one ``fetch`` checked."""
     archive = Path(archive)
     written = []
     try:
@@ -110,10 +178,13 @@ def extract(archive: str | Path, members: Mapping[str, str | Path]) -> list[Path
             names = set(zf.namelist())
             for member, target in members.items():
                 target = Path(target)
-                if target.is_file():
-                    continue
                 if member not in names:
                     raise LstmLabError(f"{archive}: has no member {member!r} (members: {sorted(names)[:10]})")
+                if target.is_file():
+                    if not _same_bytes(zf, member, target):
+                        raise LstmLabError(f"{target}: exists but differs from {member} in {archive} (delete it "
+                                           "to extract it again)")
+                    continue
                 with atomic_path(target) as tmp, zf.open(member) as src, open(tmp, "wb") as out:
                     for block in iter(lambda: src.read(CHUNK), b""):
                         out.write(block)
@@ -122,6 +193,16 @@ def extract(archive: str | Path, members: Mapping[str, str | Path]) -> list[Path
     except zipfile.BadZipFile:
         raise LstmLabError(f"{archive}: not a zip archive (delete it to download again)") from None
     return written
+
+
+def _same_bytes(zf: zipfile.ZipFile, member: str, path: Path) -> bool:
+    if zf.getinfo(member).file_size != path.stat().st_size:
+        return False
+    with zf.open(member) as a, open(path, "rb") as b:
+        for block in iter(lambda: a.read(CHUNK), b""):
+            if b.read(len(block)) != block:
+                return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -142,7 +223,8 @@ class Source:
         missing = sorted({"url", "checksum", "to"} - set(data))
         if unknown or missing:
             raise LstmLabError(f"{where}: unknown keys {unknown} / missing keys {missing}; allowed: {sorted(allowed)}")
-        parse_checksum(data["checksum"])  # fails early on a malformed checksum
+        parse_checksum(data["checksum"])  # fails early on a malformed checksum or URL
+        check_url(str(data["url"]))
         members = {str(m): Path(p) for m, p in (data.get("extract") or {}).items()}
         return cls(str(data["url"]), str(data["checksum"]), Path(data["to"]), members)
 
@@ -151,26 +233,29 @@ class Source:
         """The files this source provides: the extracted members, or the download itself."""
         return list(self.extract.values()) if self.extract else [self.to]
 
-    def ensure(self, *, timeout: float = 60.0) -> list[Path]:
-        if all(t.is_file() for t in self.targets):
-            return self.targets
+    def ensure(self, *, timeout: float = 60.0, time_limit: float = TIME_LIMIT) -> list[Path]:
+        if self.extract and all(t.is_file() for t in self.targets) and not self.to.is_file():
+            return self.targets  # extracted files without their archive: nothing declared to check them against
         try:
-            fetch(self.url, self.checksum, self.to, timeout=timeout)
+            # A cached download (or archive) is re-hashed here; a missing one is fetched.
+            fetch(self.url, self.checksum, self.to, timeout=timeout, time_limit=time_limit)
         except DownloadError as exc:
             if self.extract:  # say that the extracted files do as well
                 extracted = ", ".join(str(p) for p in self.extract.values())
                 raise DownloadError(f"{exc} or its extracted files at {extracted}") from None
             raise
         if self.extract:
-            extract(self.to, self.extract)
+            extract(self.to, self.extract)  # existing members are compared with the checked archive
         return self.targets
 
 
-def ensure(sources: Iterable[Source | Mapping[str, Any]], *, timeout: float = 60.0) -> list[Path]:
-    """Download (and extract) every source whose files are not all cached; the files they provide."""
+def ensure(sources: Iterable[Source | Mapping[str, Any]], *, timeout: float = 60.0,
+           time_limit: float = TIME_LIMIT) -> list[Path]:
+    """Download (and extract) every source whose files are not all cached, checking those that are; the files
+    they provide."""
     paths: list[Path] = []
     for i, source in enumerate(sources):
         if not isinstance(source, Source):
             source = Source.from_dict(source, where=f"download[{i}]")
-        paths += source.ensure(timeout=timeout)
+        paths += source.ensure(timeout=timeout, time_limit=time_limit)
     return paths

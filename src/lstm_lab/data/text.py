@@ -282,12 +282,12 @@ class Tokenizer:
                    train_texts=int(data.get("train_texts", 0)), train_tokens=int(data.get("train_tokens", 0)))
 
     def save(self, path) -> None:
-        from lstm_lab.datasets import write_json
+        from lstm_lab.io import write_json
 
         write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path) -> Tokenizer:
-        from lstm_lab.datasets import read_json
+        from lstm_lab.io import read_json
 
         return cls.from_dict(read_json(path, "tokenizer"), str(path))

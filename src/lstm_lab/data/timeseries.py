@@ -248,3 +248,9 @@ class StandardScaler:
     def inverse(self, values: np.ndarray, columns) -> np.ndarray:
         mean, scale = self._params(columns)
         return values * scale + mean
+
+
+def scaled_inputs(frame: pd.DataFrame, scaler: StandardScaler, columns: list[str]) -> np.ndarray:
+    """The model's input matrix (N, F): ``columns`` of ``frame`` z-normalised by ``scaler``, as float32 (the
+    forecast task puts its targets first, so the first C columns are also its scaled targets)."""
+    return scaler.transform(frame[columns].to_numpy(np.float64), columns).astype(np.float32)

@@ -18,8 +18,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
 
 import torch
 from torch import nn
@@ -64,26 +62,6 @@ class CharLM(nn.Module):
     def regularization(self) -> torch.Tensor:
         """The spec's L2 penalties on the LSTM kernels (zero unless ``l2_input`` / ``l2_recurrent`` are set)."""
         return self.encoder.regularization()
-
-    @classmethod
-    def from_checkpoint(cls, checkpoint: Mapping[str, Any], prefix: str = "net.") -> CharLM:
-        """Rebuild from a textgen Lightning checkpoint without Lightning (the serving path).
-
-        Reads ``hyper_parameters`` ``vocab_size``, ``model`` (a ModelSpec dict) and ``embedding``
-        (``{"dim", "tie_weights"}``), as ``lstm_lab.training.textgen.TextgenModule`` saves them, and the
-        weights under ``prefix`` in ``state_dict``. Returned in eval mode.
-        """
-        hp = checkpoint["hyper_parameters"]
-        embedding = hp.get("embedding") or {}
-        model = cls(
-            int(hp["vocab_size"]),
-            ModelSpec.model_validate(hp["model"]),
-            embedding_dim=int(embedding.get("dim", 64)),
-            tie_weights=bool(embedding.get("tie_weights", False)),
-        )
-        weights = {k[len(prefix):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
-        model.load_state_dict(weights)
-        return model.eval()
 
 
 def detach_state(state: EncoderState | None) -> EncoderState | None:

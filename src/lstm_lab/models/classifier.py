@@ -24,7 +24,6 @@ Pure torch (no Lightning): the pyfunc serving model rebuilds it from ``config()`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -67,22 +66,6 @@ class SentimentClassifier(nn.Module):
         self.embedding_dropout = nn.Dropout(embedding_dropout)
         self.encoder = LSTMEncoder(embedding_dim, spec)
         self.head = dense_head(spec.output_size, spec.head_hidden_sizes, 1, spec.head_dropout)
-
-    @classmethod
-    def from_hparams(cls, vocab_size: int, embedding: Mapping[str, Any], model: Mapping[str, Any]
-                     ) -> SentimentClassifier:
-        """From the sentiment parameters' ``embedding`` {dim, dropout, word_dropout} and ``model`` (the spec),
-        as ``lstm_lab.training.sentiment.SentimentModule`` stores them in its checkpoint."""
-        return cls(int(vocab_size), int(embedding.get("dim", 100)), ModelSpec.model_validate(dict(model)),
-                   float(embedding.get("dropout", 0.0)), float(embedding.get("word_dropout", 0.0)))
-
-    @classmethod
-    def from_checkpoint(cls, checkpoint: Mapping[str, Any], prefix: str = "net.") -> SentimentClassifier:
-        """Rebuild from a sentiment Lightning checkpoint without Lightning (the serving path), in eval mode."""
-        hp = checkpoint["hyper_parameters"]
-        net = cls.from_hparams(hp["vocab_size"], hp.get("embedding") or {}, hp["model"])
-        net.load_state_dict({k[len(prefix):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)})
-        return net.eval()
 
     def config(self) -> dict[str, Any]:
         """Constructor arguments as plain JSON-safe values: ``SentimentClassifier(**net.config())``."""

@@ -18,15 +18,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from lstm_lab.schema import StrictModel
 
 Variant = Literal["vanilla", "NP", "CIFG", "NFG", "NIG", "NOG", "NIAF", "NOAF", "FGR"]
-
-
-class StrictModel(BaseModel):
-    """Unknown keys are errors: a misspelt parameter must not be silently ignored."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class ModelSpec(StrictModel):

@@ -39,19 +39,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    import pickle
-
-    import torch
+    from lstm_lab.checkpoints import load_checkpoint_file
 
     if not path.is_file():
         raise LstmLabError(f"{path}: model checkpoint not found (kedro run --pipelines=textgen writes "
                            "data/06_models/textgen_model.ckpt)")
-    try:
-        # weights_only: a checkpoint is data (tensors, dicts, numbers, strings); nothing in it gets executed.
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise LstmLabError(f"{path}: not a readable torch checkpoint ({first})") from None
+    checkpoint = load_checkpoint_file(path)  # weights_only: nothing in the file gets executed
     hp = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
     if not isinstance(hp, dict) or not {"vocab_size", "model", "vocab"} <= set(hp) or "state_dict" not in checkpoint:
         raise LstmLabError(f"{path}: not a textgen model checkpoint (no vocabulary / model hyper-parameters)")
@@ -61,16 +54,16 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 def load_model(model_path: Path, vocab_path: Path | None = None):
     """(CharLM in eval mode, CharVocab) from a checkpoint, checked against ``vocab_path`` when given."""
     from lstm_lab.data.chars import CharVocab
-    from lstm_lab.models.char_lm import CharLM
+    from lstm_lab.training.textgen.task import TASK
 
-    checkpoint = load_checkpoint(model_path)
-    vocab = CharVocab.from_dict(checkpoint["hyper_parameters"]["vocab"], source=str(model_path))
+    model = TASK.from_checkpoint(load_checkpoint(model_path))
+    vocab = TASK.vocabulary(model, source=str(model_path))
     if vocab_path is not None:
         given = CharVocab.load(vocab_path)
         if given != vocab:
             raise LstmLabError(f"{vocab_path}: not the vocabulary {model_path} was trained with "
                                f"({given.size} vs {vocab.size} symbols); pass the matching file or leave out --vocab")
-    return CharLM.from_checkpoint(checkpoint), vocab
+    return model.net, vocab
 
 
 def generate(args: argparse.Namespace) -> str:

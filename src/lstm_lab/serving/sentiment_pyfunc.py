@@ -109,9 +109,9 @@ def write_artifacts(directory: Path, checkpoint: Mapping[str, Any], tokenizer: M
     """tokenizer.json, classifier.json and weights.pt in ``directory``; the ``artifacts`` map for pyfunc."""
     import torch
 
-    from lstm_lab.models.classifier import SentimentClassifier
+    from lstm_lab.training.sentiment.task import TASK
 
-    net = SentimentClassifier.from_checkpoint(checkpoint)
+    net = TASK.from_checkpoint(checkpoint).net
     directory.mkdir(parents=True, exist_ok=True)
     paths = {
         "tokenizer": directory / "tokenizer.json",

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from lstm_lab.models.spec import StrictModel
+from lstm_lab.schema import StrictModel
 
 
 class TrainerSettings(StrictModel):

@@ -31,7 +31,7 @@ from typing import Any, Literal
 import numpy as np
 
 from lstm_lab.errors import LstmLabError
-from lstm_lab.training.callbacks import MlflowTarget
+from lstm_lab.tracking.store import MlflowTarget
 from lstm_lab.training.config import TrainerSettings
 
 log = logging.getLogger(__name__)

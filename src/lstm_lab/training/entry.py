@@ -1,8 +1,8 @@
 """The one training entry point.
 
-``run_training(task, config, data)`` takes a plain config (the pipeline's parameters as a dict) and the
-prepared arrays, builds the task's LightningModule and DataModule, trains with early stopping on ``val_loss``
-and returns the best weights. A Kedro node, a Ray Tune trial and a DDP rank all call this same function; they
+``run_training(task, params, data)`` takes the task's typed parameters (validated once, before the run) and
+the prepared arrays, builds the task's LightningModule and DataModule (``Task.build``), trains with early
+stopping on ``val_loss`` and returns the best weights. A Kedro node, a Ray Tune trial and a DDP rank all call this same function; they
 differ only in the ``callbacks`` they add (MLflow metrics, Tune reports) and where ``tracking`` points.
 
 Several devices (``training.trainer``, checked first by ``distributed.plan_training``, before any process
@@ -15,7 +15,6 @@ one ``FitResult`` in this process, and whatever surrounds the call (a Kedro pipe
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import math
 import os
@@ -31,9 +30,12 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
 from lstm_lab.errors import LstmLabError
+from lstm_lab.schema import StrictModel
 from lstm_lab.training import distributed
-from lstm_lab.training.callbacks import EpochHistory, MlflowEpochMetrics, MlflowTarget, read_history
+from lstm_lab.tracking.store import MlflowTarget
+from lstm_lab.training.callbacks import EpochHistory, read_history
 from lstm_lab.training.config import TrainingConfig
+from lstm_lab.training.task import Task, get_task
 
 log = logging.getLogger(__name__)
 
@@ -60,62 +62,42 @@ class FitResult:
         return len(self.history)
 
 
-# --------------------------------------------------------------------------------------------------------------
-# Tasks: how each pipeline turns (config, data) into a LightningModule and a DataModule
-# --------------------------------------------------------------------------------------------------------------
-# Each task module exposes ``build_task(config, data) -> (LightningModule, LightningDataModule)``; imported on
-# first use so a trial or rank loads only the task it trains.
-TASKS: dict[str, str] = {
-    "forecast": "lstm_lab.training.forecast",
-    "sentiment": "lstm_lab.training.sentiment",
-    "textgen": "lstm_lab.training.textgen",
-}
-
-
-def build_task(task: str, config: Mapping[str, Any], data: Mapping[str, Any]):
-    """The task's LightningModule and DataModule for ``config`` on ``data``."""
-    if task not in TASKS:
-        raise KeyError(f"unknown task {task!r}; known: {sorted(TASKS)}")
-    return importlib.import_module(TASKS[task]).build_task(config, data)
-
-
 def run_training(
-    task: str,
-    config: Mapping[str, Any],
+    task: str | Task,
+    params: StrictModel,
     data: Mapping[str, Any],
     *,
     tracking: MlflowTarget | None = None,
     callbacks: Iterable[pl.Callback] = (),
     checkpoint_dir: str | Path | None = None,
 ) -> FitResult:
-    """Train ``task`` with a plain ``config`` dict on prepared ``data``; see the module docstring."""
-    if task not in TASKS:
-        raise KeyError(f"unknown task {task!r}; known: {sorted(TASKS)}")
-    cfg = TrainingConfig.model_validate(config.get("training", {}))
-    where = f"{task}.training.trainer"
+    """Train ``task`` with its typed ``params`` (validated once, by the caller) on prepared ``data``."""
+    task = get_task(task) if isinstance(task, str) else task
+    cfg: TrainingConfig = params.training
+    where = f"{task.name}.training.trainer"
     plan = distributed.plan_training(cfg.trainer, distributed.Platform.detect(cfg.trainer), where=where)
     if plan.launcher == "torchrun":
         if list(callbacks):
             raise LstmLabError(f"{where}.strategy: {plan.strategy} trains in torchrun processes, which cannot run "
                                "the caller's callbacks; use ddp_spawn or ddp_fork")
-        return _run_with_torchrun(task, config, data, plan, tracking=tracking, checkpoint_dir=checkpoint_dir)
+        return _run_with_torchrun(task, params, data, plan, tracking=tracking, checkpoint_dir=checkpoint_dir)
     # plan.strategy differs from the setting only for 'auto' on several GPUs inside a torchrun rank ('ddp').
     cfg = cfg.model_copy(update={"trainer": cfg.trainer.model_copy(update={"strategy": plan.strategy})})
     pl.seed_everything(cfg.seed, workers=True)  # before the model is built: weight init is seeded too
-    module, datamodule = build_task(task, config, data)
+    module, datamodule = task.build(params, data)
     return fit(module, datamodule, cfg, tracking=tracking, callbacks=callbacks, checkpoint_dir=checkpoint_dir)
 
 
-def _run_with_torchrun(task, config, data, plan, *, tracking, checkpoint_dir) -> FitResult:
+def _run_with_torchrun(task: Task, params: StrictModel, data, plan, *, tracking, checkpoint_dir) -> FitResult:
     """Write the job, run it under torchrun, and rebuild rank 0's result in this process."""
     with _job_directory(checkpoint_dir) as job_dir:
         for stale in (distributed.RESULT_FILE, distributed.HISTORY_FILE, distributed.CHECKPOINT_FILE):
             (job_dir / stale).unlink(missing_ok=True)  # a failed job must not pass for an earlier one
-        distributed.write_job(job_dir, config, data)
-        result = distributed.launch_torchrun(plan, task, job_dir, tracking, where=f"{task}.training.trainer")
+        distributed.write_job(job_dir, params.model_dump(mode="json"), data)
+        result = distributed.launch_torchrun(plan, task.name, job_dir, tracking, where=f"{task.name}.training.trainer")
         checkpoint, _ = load_checkpoint(job_dir / distributed.CHECKPOINT_FILE)
         history = read_history(job_dir / distributed.HISTORY_FILE)
-    module, _ = build_task(task, config, data)  # an empty shell of the right shape for rank 0's best weights
+    module, _ = task.build(params, data)  # an empty shell of the right shape for rank 0's best weights
     module.load_state_dict(checkpoint["state_dict"])
     best_val = float(result["best_val_loss"])
     log.info("best val_loss %.6f after %d epoch(s) on %d torchrun rank(s)", best_val, len(history), plan.world_size)
@@ -141,7 +123,9 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, Any], float | None]:
     Callback state holds the checkpoint directory's (often random) path: it is dropped, so that identical
     training gives byte-identical checkpoints (stable DVC hashes). Weights, optimiser and loop state stay.
     """
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    from lstm_lab.checkpoints import load_checkpoint_file
+
+    checkpoint = load_checkpoint_file(path)  # weights_only: a file with code in it is refused, never run
     score = None
     for key, state in (checkpoint.pop("callbacks", None) or {}).items():
         if key.startswith("ModelCheckpoint") and state.get("best_model_score") is not None:
@@ -205,6 +189,8 @@ def fit(
                 )
             )
         if tracking is not None:
+            from lstm_lab.tracking.epoch_metrics import MlflowEpochMetrics
+
             all_callbacks.append(MlflowEpochMetrics(tracking))
         trainer = build_trainer(cfg, all_callbacks, ckpt_dir)
         trainer.fit(module, datamodule=datamodule)

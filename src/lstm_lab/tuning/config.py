@@ -6,7 +6,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
-from lstm_lab.models.spec import StrictModel
+from lstm_lab.schema import StrictModel
 from lstm_lab.tuning.space import Distribution, SearchSpace
 
 # The keys each distribution type takes, e.g. "uniform" → {type, low, high}.
@@ -82,6 +82,10 @@ class TuneParams(StrictModel):
             raise ValueError(f"grid entries {grids} need search.algorithm: random (Optuna samples, it does not "
                              "enumerate)")
         return self
+
+    def describe(self, key: str) -> str:
+        """The sweep's part of its MLflow run name: ``tune_forecast asha random x10``."""
+        return f"{key} {self.scheduler.type} {self.search.algorithm} x{self.num_samples}"
 
     @property
     def search_space(self) -> SearchSpace:

@@ -24,7 +24,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from lstm_lab.errors import LstmLabError
-from lstm_lab.models.spec import StrictModel
+from lstm_lab.schema import StrictModel
 
 LAYERS = "model.num_layers"
 WIDTHS = "model.hidden_sizes"

@@ -18,7 +18,6 @@ the settings, dashboard off; with ``$RAY_ADDRESS`` set, that existing cluster, u
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import logging
@@ -34,12 +33,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel
 from ray.tune.integration.pytorch_lightning import TuneReportCheckpointCallback
 
 from lstm_lab.errors import LstmLabError
-from lstm_lab.training.callbacks import MlflowTarget
-from lstm_lab.tracking import flatten
+from lstm_lab.params import sweep_name
+from lstm_lab.schema import StrictModel
+from lstm_lab.tracking.child_runs import log_trials
+from lstm_lab.tracking.store import MlflowTarget
+from lstm_lab.training.task import Task
 from lstm_lab.tuning.config import TuneParams
 from lstm_lab.tuning.space import SearchSpace, apply, check_space
 
@@ -85,22 +86,20 @@ class _AveragedReport(TuneReportCheckpointCallback):
                 "epoch": epoch + 1}
 
 
-def _trial(sampled: dict[str, Any], *, task: str, base: dict[str, Any], data: Mapping[str, Any],
+def _trial(sampled: dict[str, Any], *, task: Task, params: StrictModel, data: Mapping[str, Any],
            space: SearchSpace, executions: int, max_epochs: int | None, threads: int) -> None:
     import torch
 
     from lstm_lab.training.entry import run_training
 
     torch.set_num_threads(threads)
-    params = apply(base, space.decode(sampled))
-    training = params.setdefault("training", {})
+    values = space.decode(sampled)
     if max_epochs is not None:
-        training["max_epochs"] = max_epochs
-    seed = int(training.get("seed", 42))
+        values["training.max_epochs"] = max_epochs
     curves: list[list[float]] = []
     for execution in range(executions):
-        config = copy.deepcopy(params)
-        config["training"]["seed"] = seed + execution
+        # This configuration's one validation (check_space already proved every corner of the space valid).
+        config = task.with_values(params, {**values, "training.seed": params.training.seed + execution})
         last = execution == executions - 1
         callbacks = [_AveragedReport(curves)] if last else []
         result = run_training(task, config, data, callbacks=callbacks)
@@ -111,29 +110,28 @@ def _trial(sampled: dict[str, Any], *, task: str, base: dict[str, Any], data: Ma
 # The sweep (this process)
 # --------------------------------------------------------------------------------------------------------------
 def run_sweep(
-    task: str,
-    base: Mapping[str, Any],
+    task: Task,
+    params: StrictModel,
     data: Mapping[str, Any],
     settings: TuneParams,
     *,
-    schema: type[BaseModel],
     storage_path: str | Path,
     tracking: MlflowTarget | None = None,
 ) -> SweepResult:
-    """Sweep ``settings.space`` around the pipeline parameters ``base`` (a validated dict) on ``data``."""
+    """Sweep ``settings.space`` around the task's typed parameters ``params`` on ``data``."""
     from ray import tune
 
-    where = f"tune_{task}"
+    where = sweep_name(task.name)
     space = settings.search_space
-    check_space(space, base, schema, where)
-    base = dict(base)
-    name = f"{where}-{_fingerprint(task, base, settings)}"  # same settings → same folder → resumable
+    base = params.model_dump(mode="json")  # plain values: what trials receive and the fingerprint hashes
+    check_space(space, base, task.schema, where)
+    name = f"{where}-{_fingerprint(task.name, base, settings)}"  # same settings → same folder → resumable
     storage = Path(storage_path).resolve()
     experiment = storage / name
     started_ray = _connect_ray(settings)
     try:
         trainable = tune.with_parameters(
-            _trial, task=task, base=base, data=dict(data), space=space,
+            _trial, task=task, params=params, data=dict(data), space=space,
             executions=settings.executions_per_trial, max_epochs=settings.max_epochs,
             threads=max(1, int(settings.resources_per_trial.cpu)),
         )
@@ -154,8 +152,8 @@ def run_sweep(
                     else None,
                     scheduler=_scheduler(settings, base), search_alg=_searcher(settings),
                     reuse_actors=True,  # one worker process runs trial after trial: torch is imported once
-                    trial_name_creator=lambda trial: f"{task}_{trial.trial_id}",
-                    trial_dirname_creator=lambda trial: f"{task}_{trial.trial_id}",
+                    trial_name_creator=lambda trial: f"{task.name}_{trial.trial_id}",
+                    trial_dirname_creator=lambda trial: f"{task.name}_{trial.trial_id}",
                 ),
                 run_config=tune.RunConfig(
                     name=name,
@@ -279,7 +277,8 @@ def _collect(grid, space: SearchSpace, base: dict[str, Any], settings: TuneParam
     if settings.max_epochs is not None:  # re-training the best configuration trains as the trial did
         best_params.setdefault("training", {})["max_epochs"] = settings.max_epochs
 
-    run_ids = _log_children(rows, tracking) if tracking is not None else {}
+    run_ids = log_trials(tracking, [(row, result.metrics_dataframe, values, curve) for row, result, values, curve in rows],
+                         METRIC) if tracking is not None else {}
     table = pd.DataFrame([{**row, "mlflow_run_id": run_ids.get(row["trial_id"], "")} for row, *_ in rows])
     table["best"] = table["trial_id"] == best_row["trial_id"]
     table = table.sort_values(METRIC, na_position="last", kind="stable").reset_index(drop=True)
@@ -308,36 +307,3 @@ def _error_line(error: BaseException | None) -> str:
         cause = cause.cause
     text = f"{type(cause).__name__}: {cause}".strip()
     return text.splitlines()[-1][:500] if "\n" in text else text[:500]
-
-
-def _log_children(rows, tracking: MlflowTarget) -> dict[str, str]:
-    """One child run per trial under the caller's run: sampled parameters, val_loss per epoch, status."""
-    from mlflow.entities import Metric, Param, RunTag
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=tracking.tracking_uri)
-    parent = client.get_run(tracking.run_id)
-    ids = {}
-    for row, result, values, curve in rows:
-        metrics_frame = result.metrics_dataframe
-        started = int(1000 * float(metrics_frame["timestamp"].iloc[0])) if metrics_frame is not None and \
-            "timestamp" in metrics_frame else None
-        run = client.create_run(
-            parent.info.experiment_id,
-            start_time=started,
-            run_name=f"trial {row['trial_id']}",
-            tags={"mlflow.parentRunId": tracking.run_id, "ray_trial_id": str(row["trial_id"]),
-                  "pipeline": parent.data.tags.get("pipeline", ""), "trial_status": row["status"]},
-        )
-        now = int(time.time() * 1000)
-        metrics = [Metric(METRIC, v, now, step) for step, v in enumerate(curve) if math.isfinite(v)]
-        if math.isfinite(row[METRIC]):
-            metrics.append(Metric("best_val_loss", row[METRIC], now, 0))
-        params = [Param(k, str(v)[:6000]) for k, v in flatten(values).items()]
-        tags = [RunTag("error", row["error"])] if row["error"] else []
-        for start in range(0, max(len(metrics), 1), 900):  # MLflow's batch limit is 1000 metrics
-            client.log_batch(run.info.run_id, metrics=metrics[start : start + 900],
-                             params=params if start == 0 else [], tags=tags if start == 0 else [])
-        client.set_terminated(run.info.run_id, status="FAILED" if row["error"] else "FINISHED")
-        ids[row["trial_id"]] = run.info.run_id
-    return ids

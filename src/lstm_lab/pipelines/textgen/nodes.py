@@ -1,4 +1,4 @@
-"""Nodes of the textgen pipeline: thin wrappers from catalog data + ``params:textgen`` to library calls.
+"""Nodes of the textgen pipeline: catalog data + the typed ``params:textgen`` → library calls.
 
 prepare:  textgen_corpus (a path) → load_corpus → text → build_vocabulary → textgen_vocab (train split only)
                                                   └─────→ encode_corpus → textgen_ids (uint8/16), textgen_split
@@ -19,24 +19,16 @@ import pandas as pd
 
 from lstm_lab.data.chars import CharVocab, check_ids, split_point
 from lstm_lab.errors import LstmLabError
-from lstm_lab.pipelines.textgen.params import TextgenParams
-from lstm_lab.tracking import active_target
-from lstm_lab.training.entry import run_training
+from lstm_lab.training.textgen.params import TextgenParams
+from lstm_lab.training.textgen.task import TASK
 
 log = logging.getLogger(__name__)
 
 
-def _params(raw: dict[str, Any]) -> TextgenParams:
-    from lstm_lab.params import validate
-
-    return validate("textgen", raw)
-
-
 # ---------------------------------------------------------------------------------------------------- prepare
-def load_corpus(source, params: dict[str, Any]) -> str:
+def load_corpus(source, p: TextgenParams) -> str:
     """The corpus text (first ``data.max_chars`` characters). ``source``: a ``TextSource`` (path, encoding);
     a missing file is downloaded only when ``data.download`` is true."""
-    p = _params(params)
     if not source.exists():
         if not p.data.download:
             raise LstmLabError(
@@ -56,20 +48,18 @@ def load_corpus(source, params: dict[str, Any]) -> str:
     return text
 
 
-def build_vocabulary(text: str, params: dict[str, Any]) -> dict[str, Any]:
+def build_vocabulary(text: str, p: TextgenParams) -> dict[str, Any]:
     """The character vocabulary of the training split only (validation characters never leak into it)."""
-    p = _params(params)
     train_end = split_point(len(text), p.split.train_fraction)
     vocab = CharVocab.build(text[:train_end])
     log.info("vocabulary: %d characters from the first %d (training split) + UNK", len(vocab.chars), train_end)
     return vocab.to_dict()
 
 
-def encode_corpus(text: str, vocab: dict[str, Any], params: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
+def encode_corpus(text: str, vocab: dict[str, Any], p: TextgenParams) -> tuple[np.ndarray, dict[str, Any]]:
     """The whole corpus as ids (uint8 up to 256 symbols) and where validation starts; checks the sizes."""
-    from lstm_lab.training.textgen import check_split_sizes
+    from lstm_lab.training.textgen.module import check_split_sizes
 
-    p = _params(params)
     v = CharVocab.from_dict(vocab, source="textgen_vocab")
     train_end = split_point(len(text), p.split.train_fraction)
     check_split_sizes(train_end, len(text) - train_end, p.window.length,
@@ -95,35 +85,35 @@ def encode_corpus(text: str, vocab: dict[str, Any], params: dict[str, Any]) -> t
 
 # ------------------------------------------------------------------------------------------------------ train
 def training_data(
-    ids: np.ndarray, split: dict[str, Any], vocab: dict[str, Any], params: dict[str, Any]
+    ids: np.ndarray, split: dict[str, Any], vocab: dict[str, Any], p: TextgenParams
 ) -> dict[str, Any]:
-    """What ``run_training("textgen", ...)`` takes (in memory); also the input of the ``tune_textgen`` sweep."""
+    """What the textgen task trains on (in memory); also the input of the ``tune_textgen`` sweep."""
     check_ids(ids, CharVocab.from_dict(vocab).size, "textgen_ids")
     return {"ids": np.asarray(ids), "train_end": int(split["train_end"]), "vocab": vocab}
 
 
-def train_char_lm(data: dict[str, Any], params: dict[str, Any]) -> tuple[dict[str, Any], pd.DataFrame]:
-    p = _params(params)
-    result = run_training("textgen", p.model_dump(mode="json"), data, tracking=active_target())
+def train_char_lm(data: dict[str, Any], p: TextgenParams) -> tuple[dict[str, Any], pd.DataFrame]:
+    from lstm_lab.tracking import active_target
+    from lstm_lab.training.entry import run_training
+
+    result = run_training(TASK, p, data, tracking=active_target())
     log.info("best val_loss %.4f nats/char (%.4f bits/char)", result.best_val_loss, result.best_val_loss / math.log(2))
     return result.checkpoint, pd.DataFrame(result.history)
 
 
 # --------------------------------------------------------------------------------------------------- evaluate
 def _model_and_vocab(checkpoint: dict[str, Any]):
-    from lstm_lab.models.char_lm import CharLM
-
-    return CharLM.from_checkpoint(checkpoint), CharVocab.from_dict(checkpoint["hyper_parameters"]["vocab"])
+    model = TASK.from_checkpoint(checkpoint)
+    return model.net, TASK.vocabulary(model)
 
 
 def evaluate_char_lm(checkpoint: dict[str, Any], ids: np.ndarray, split: dict[str, Any],
-                     params: dict[str, Any]) -> dict[str, Any]:
+                     p: TextgenParams) -> dict[str, Any]:
     """Validation cross-entropy of the best model, by the training protocol (stateful streams)."""
     import torch
 
-    from lstm_lab.training.textgen import evaluate_nats
+    from lstm_lab.training.textgen.module import evaluate_nats
 
-    p = _params(params)
     if p.training.num_threads:
         torch.set_num_threads(p.training.num_threads)
     net, _ = _model_and_vocab(checkpoint)
@@ -140,11 +130,10 @@ def evaluate_char_lm(checkpoint: dict[str, Any], ids: np.ndarray, split: dict[st
     return metrics
 
 
-def sample_text(checkpoint: dict[str, Any], params: dict[str, Any]) -> str:
+def sample_text(checkpoint: dict[str, Any], p: TextgenParams) -> str:
     """Greedy and sampled continuations of each prompt, as markdown."""
     from lstm_lab.models.generate import generate_text
 
-    p = _params(params)
     s = p.sampling
     net, vocab = _model_and_vocab(checkpoint)
     top_k = f", top-k {s.top_k}" if s.top_k else ""

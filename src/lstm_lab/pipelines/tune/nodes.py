@@ -1,4 +1,4 @@
-"""The sweep node: prepared training data + the pipeline's parameters + the sweep settings → Ray Tune sweep.
+"""The sweep node: prepared training data + the task's parameters + the sweep settings → Ray Tune sweep.
 
 Outputs (all logged to the sweep's MLflow run, the parent of one child run per trial): the results table, the
 best configuration in the shape of ``parameters_<pipeline>.yml`` (copy it to ``conf/local/`` to re-train), the
@@ -7,35 +7,26 @@ best checkpoint, a plot of val_loss against the most important parameters, and a
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from lstm_lab.evaluation import plots
-from lstm_lab.params import schema_for, validate
-from lstm_lab.tracking import active_target
-from lstm_lab.tuning.space import LAYERS
-from lstm_lab.tuning.sweep import METRIC, run_sweep
-
-log = logging.getLogger(__name__)
+from lstm_lab.schema import StrictModel
+from lstm_lab.training.task import Task
+from lstm_lab.tuning.config import TuneParams
 
 
-def make_sweep(task: str):
+def make_sweep(task: Task):
     """The sweep node of ``tune_<task>`` (a Kedro node needs a plain function of its inputs)."""
 
-    def sweep(data: dict[str, Any], base_params: dict[str, Any], tune_params: dict[str, Any]):
-        from kedro.framework.project import settings  # noqa: F401 - a configured project: paths are its own
+    def sweep(data: dict[str, Any], params: StrictModel, tuning: TuneParams):
+        from lstm_lab.evaluation import plots
+        from lstm_lab.tracking import active_target
+        from lstm_lab.tuning.space import LAYERS
+        from lstm_lab.tuning.sweep import METRIC, run_sweep
 
-        base = validate(task, base_params).model_dump(mode="json")
-        tuning = validate(f"tune_{task}", tune_params)
-        result = run_sweep(
-            task, base, data, tuning,
-            schema=schema_for(task),
-            storage_path=Path.cwd() / tuning.storage_path,  # kedro runs in the project root
-            tracking=active_target(),
-        )
+        result = run_sweep(task, params, data, tuning,
+                           storage_path=Path.cwd() / tuning.storage_path,  # kedro runs in the project root
+                           tracking=active_target())
         swept = [key for key in tuning.space if key != LAYERS] + ([LAYERS] if LAYERS in tuning.space else [])
         table = result.table
         summary = {
@@ -46,7 +37,7 @@ def make_sweep(task: str):
             "epochs_total": int(table["epochs"].sum()),
         }
         figure = plots.sweep_importance(table, [k for k in swept if k in table], METRIC)
-        return table, {task: result.best_params}, result.best_checkpoint, figure, summary
+        return table, {task.name: result.best_params}, result.best_checkpoint, figure, summary
 
-    sweep.__name__ = f"sweep_{task}"
+    sweep.__name__ = f"sweep_{task.name}"
     return sweep

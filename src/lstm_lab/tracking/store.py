@@ -1,4 +1,4 @@
-"""MLflow plumbing shared by hooks, nodes, Ray trials and DDP ranks.
+"""Where runs are stored, and the small pieces every run needs (target, parameters, experiments).
 
 Default store: ``sqlite:///<project root>/mlflow.db`` so that ``mlflow ui`` started in the project root (whose
 own default is ``sqlite:///mlflow.db``) shows every run; ``MLFLOW_TRACKING_URI`` overrides. Artifacts of
@@ -8,12 +8,21 @@ experiments created here go to ``<project root>/mlartifacts``, never to a ``./ml
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lstm_lab.training.callbacks import MlflowTarget
+# MLflow takes at most 100 parameters in one batch.
+PARAMS_PER_BATCH = 90
+
+
+@dataclass(frozen=True)
+class MlflowTarget:
+    """Where per-epoch metrics go: plain strings, so it crosses process boundaries (spawn, Ray, torchrun)."""
+
+    tracking_uri: str
+    run_id: str
 
 
 def tracking_uri(project_path: str | Path) -> str:
@@ -57,34 +66,10 @@ def flatten(data: Mapping[str, Any], prefix: str = "", sep: str = ".") -> dict[s
     return flat
 
 
-def git_commit(path: str | Path) -> str:
-    """HEAD's commit, with ``-dirty`` when tracked files differ; ``unknown`` outside git."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, check=True, timeout=10
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=path, capture_output=True, text=True, check=True, timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return f"{commit}-dirty" if dirty else commit
+def log_params(client, run_id: str, params: Mapping[str, Any]) -> None:
+    """Flattened ``params`` (values as text, cut to MLflow's 6000 characters) in batches MLflow accepts."""
+    from mlflow.entities import Param
 
-
-def dvc_lock_file(project_path: str | Path, pipeline: str) -> Path:
-    """The dvc.lock holding ``pipeline``'s stages: the root one for forecast, ``stages/<pipeline>/`` else."""
-    root = Path(project_path)
-    own = root / "stages" / pipeline / "dvc.lock"
-    return own if (root / "stages" / pipeline / "dvc.yaml").is_file() else root / "dvc.lock"
-
-
-def dvc_lock_digest(project_path: str | Path, pipeline: str) -> str:
-    """SHA-256 (first 16 hex) of that dvc.lock as the run starts: the locked data and parameters it began
-    from (under ``dvc repro`` the earlier stages of the same repro are already in it); ``none`` without one."""
-    import hashlib
-
-    lock = dvc_lock_file(project_path, pipeline)
-    if not lock.is_file():
-        return "none"
-    return hashlib.sha256(lock.read_bytes()).hexdigest()[:16]
+    items = [Param(str(k), str(v)[:6000]) for k, v in flatten(params).items()]
+    for start in range(0, len(items), PARAMS_PER_BATCH):
+        client.log_batch(run_id, params=items[start : start + PARAMS_PER_BATCH])

@@ -25,8 +25,9 @@ from lstm_lab.data.download import DownloadError, Source, ensure, fetch, parse_c
 from lstm_lab.datasets import LabelledTextDataset
 from lstm_lab.errors import LstmLabError
 from lstm_lab.pipelines.sentiment import nodes
-from lstm_lab.pipelines.sentiment.reporting import binary_scores
-from tests.conftest import SHARED, kedro, make_project, mlflow_client, write_yaml
+from lstm_lab.evaluation.classification import binary_scores
+from lstm_lab.training.sentiment.params import SentimentParams
+from tests.conftest import REPO, SHARED, kedro, make_project, mlflow_client, write_yaml
 
 UCI = SHARED / "uci_sentiment"
 SST2 = SHARED / "sst2"
@@ -44,8 +45,13 @@ def tsv_dataset(path: Path, **kw) -> LabelledTextDataset:
     return LabelledTextDataset(filepath=str(path), header=False, columns=["sentence", "label"], **kw)
 
 
+def typed(raw: dict | None = None) -> SentimentParams:
+    """What a node receives (the schema's defaults plus ``raw``)."""
+    return SentimentParams.model_validate(raw or PARAMS)
+
+
 def corpus_from(dataset: LabelledTextDataset, params: dict | None = None):
-    return nodes.load_corpus(dataset.load(), params or PARAMS)
+    return nodes.load_corpus(dataset.load(), typed(params))
 
 
 # ------------------------------------------------------------------------------------------------ reading files
@@ -152,8 +158,8 @@ def test_tokenizer_node_sees_the_training_split_only(tmp_path):
     path = tmp_path / "r.txt"
     path.write_text("\n".join(uci_lines("imdb", 200)) + "\n", encoding="utf-8")
     corpus, _ = corpus_from(tsv_dataset(path))
-    tokenizer = nodes.fit_tokenizer(corpus, PARAMS)
-    stats = nodes.describe_text(corpus, tokenizer, PARAMS)
+    tokenizer = nodes.fit_tokenizer(corpus, typed())
+    stats = nodes.describe_text(corpus, tokenizer, typed())
     assert stats["train"]["oov_rate"] == 0.0 and stats["test"]["oov_rate"] > 0.0
     assert stats["vocab_size"] == len(tokenizer["vocab"]) <= 10_000
     assert {"length_p50", "length_p95", "length_max", "truncated_fraction"} <= set(stats["train"])
@@ -180,7 +186,7 @@ def test_length_bucketed_batches_are_seeded_and_cover_every_row():
     import torch
     from torch.utils.data import RandomSampler
 
-    from lstm_lab.training.sentiment import BucketBatchSampler, SentimentDataModule
+    from lstm_lab.training.sentiment.module import BucketBatchSampler, SentimentDataModule
 
     rng = np.random.default_rng(0)
     lengths = rng.integers(1, 60, 5000)
@@ -310,13 +316,13 @@ def test_dataset_downloads_a_zip_and_extracts_it(tmp_path, sst2_dir):
         with pytest.raises(LstmLabError, match=r"SST-2/train\.tsv: file not found\. .* run with "
                                                r"--params=sentiment\.data\.download=true to fetch it from "
                                                r"http://127\.0\.0\.1:\d+/SST-2\.zip \(checksummed\)"):
-            nodes.load_corpus(dataset.load(), PARAMS)  # not asked to download: no request
+            nodes.load_corpus(dataset.load(), typed())  # not asked to download: no request
         assert requests == [] and not raw.exists()
         asked = {**PARAMS, "data": {**PARAMS.get("data", {}), "download": True}}
-        corpus, report = nodes.load_corpus(dataset.load(), asked)
+        corpus, report = nodes.load_corpus(dataset.load(), typed(asked))
         frames = dataset.load()
         assert len(frames["train"]) == 300 and len(frames["test"]) == 872
-        nodes.load_corpus(dataset.load(), asked)  # everything cached now
+        nodes.load_corpus(dataset.load(), typed(asked))  # everything cached now
         assert requests == ["/SST-2.zip"]
     assert report["rows"] == {"train": 270, "val": 30, "test": 872}
 
@@ -542,7 +548,7 @@ def test_default_conf_parameters_validate():
 
     from lstm_lab.params import validate
 
-    repo = Path(__file__).resolve().parents[1]
+    repo = REPO
     raw = yaml.safe_load((repo / "conf/base/parameters_sentiment.yml").read_text())["sentiment"]
     p = validate("sentiment", raw)
     assert p.text.max_size == 10_000 and p.text.max_length == 200 and p.embedding.dim == 100

@@ -148,7 +148,7 @@ def test_generate_bad_files(trained, tmp_path, capsys):
     assert "model checkpoint not found" in capsys.readouterr().err
     (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
     assert cli.main(["--model", str(tmp_path / "junk.ckpt")]) == 1
-    assert "not a readable torch checkpoint" in capsys.readouterr().err
+    assert "not a plain model checkpoint" in capsys.readouterr().err
     other = tmp_path / "vocab.json"
     CharVocab.build("abc").save(other)
     assert cli.main(["--model", str(trained / "data/06_models/textgen_model.ckpt"), "--vocab", str(other)]) == 1
@@ -174,7 +174,9 @@ def test_prepare_rejects_bad_corpora(tmp_path):
     from lstm_lab.errors import LstmLabError
     from lstm_lab.pipelines.textgen import nodes
 
-    params = TINY_TEXTGEN["textgen"]
+    from tests.conftest import deep_merge, typed_params
+
+    params = typed_params("textgen", TINY_TEXTGEN["textgen"])  # what the nodes receive in the project run
     with pytest.raises(LstmLabError, match=r"absent.txt: corpus not found\. .*--params=textgen.data.download=true"):
         nodes.load_corpus(TextSource(tmp_path / "absent.txt"), params)
     (tmp_path / "empty.txt").write_text("")
@@ -191,10 +193,12 @@ def test_prepare_rejects_bad_corpora(tmp_path):
     source_file = tmp_path / "upstream.txt"
     source_file.write_text(corpus_head(500), encoding="utf-8")
     data = {"download": True, "url": source_file.as_uri(), "sha256": sha256_of(source_file)}
-    assert nodes.load_corpus(TextSource(dest), {**params, "data": data}) == corpus_head(500)
+    with_download = typed_params("textgen", deep_merge(TINY_TEXTGEN["textgen"], {"data": data}))
+    assert nodes.load_corpus(TextSource(dest), with_download) == corpus_head(500)
     assert dest.read_text(encoding="utf-8") == corpus_head(500)
     with pytest.raises(LstmLabError, match="does not match the expected 0000"):
-        nodes.load_corpus(TextSource(tmp_path / "other.txt"), {**params, "data": {**data, "sha256": "0" * 64}})
+        nodes.load_corpus(TextSource(tmp_path / "other.txt"),
+                          with_download.model_copy(update={"data": with_download.data.model_copy(update={"sha256": "0" * 64})}))
     assert not (tmp_path / "other.txt").exists()
 
     def prepare(text, p=params):

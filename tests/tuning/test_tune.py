@@ -24,7 +24,7 @@ import yaml
 
 from lstm_lab.errors import LstmLabError
 from lstm_lab.params import validate
-from lstm_lab.pipelines.forecast.params import ForecastParams
+from lstm_lab.training.forecast.params import ForecastParams
 from lstm_lab.tuning.space import SearchSpace, apply, check_space
 from tests.conftest import BIN, TINY_FORECAST, kedro, make_project, mlflow_client, project_env, write_yaml
 

@@ -14,13 +14,15 @@ import pytest
 import torch
 from torch.utils.data import BatchSampler, DataLoader
 
+from lstm_lab.checkpoints import load_checkpoint_file
 from lstm_lab.data.windowing import already_batched
 from lstm_lab.errors import LstmLabError
+from lstm_lab.tracking import MlflowTarget
 from lstm_lab.training import distributed
-from lstm_lab.training.callbacks import EpochHistory, MlflowTarget, read_history
+from lstm_lab.training.callbacks import EpochHistory, read_history
 from lstm_lab.training.config import TrainerSettings
 from lstm_lab.training.distributed import Platform, plan_training
-from tests.conftest import TINY_FORECAST, kedro, make_project, mlflow_client
+from tests.conftest import TINY_FORECAST, kedro, make_project, mlflow_client, raw_params, typed_params
 
 WHERE = "forecast.training.trainer"
 CPU = Platform(cuda_devices=0)
@@ -138,14 +140,19 @@ def test_platform_detect_on_this_machine():
 
 def test_run_training_refuses_before_anything_starts():
     from lstm_lab.training.entry import run_training
+    from lstm_lab.training.forecast.params import ForecastParams
 
-    config = {"window": {"lookback": 4, "horizon": 2},
-              "training": {"trainer": {"accelerator": "cpu", "devices": 2, "strategy": "auto"}}}
+    change = {"training": {"trainer": {"accelerator": "cpu", "devices": 2, "strategy": "auto"}}}
+    with pytest.raises(LstmLabError, match=r"forecast\.training\.trainer\.devices"):
+        typed_params("forecast", change)  # the run's one validation checks devices too
+    # Parameters built without that check (a caller of the library) are refused by run_training itself.
+    params = ForecastParams.model_validate(raw_params("forecast", change))
     with pytest.raises(LstmLabError, match=r"^forecast\.training\.trainer\.devices"):
-        run_training("forecast", config, {})  # no data: it fails before anything would need it
-    config["training"]["trainer"]["strategy"] = "ddp"  # torchrun ranks cannot run the caller's callbacks
+        run_training("forecast", params, {})  # no data: it fails before anything would need it
+    change["training"]["trainer"]["strategy"] = "ddp"  # torchrun ranks cannot run the caller's callbacks
+    params = ForecastParams.model_validate(raw_params("forecast", change))
     with pytest.raises(LstmLabError, match=r"^forecast\.training\.trainer\.strategy: ddp .*callbacks"):
-        run_training("forecast", config, {}, callbacks=[object()])
+        run_training("forecast", params, {}, callbacks=[object()])
 
 
 # ------------------------------------------------------------------------------------------------ launcher files
@@ -185,10 +192,11 @@ def test_torchrun_rank_takes_its_world_from_the_launcher(monkeypatch):
 
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
     monkeypatch.setenv("WORLD_SIZE", "8")
-    config = {"window": {}, "training": {"seed": 1, "trainer": {"devices": 1, "strategy": "ddp_spawn"}}}
-    trainer = _fit_to_launcher(config)["training"]["trainer"]
-    assert trainer == {"devices": 4, "num_nodes": 2, "strategy": "ddp"}
-    assert config["training"]["trainer"]["devices"] == 1  # the caller's dict is left alone
+    params = typed_params("forecast", {"training": {"seed": 1, "trainer": {"devices": 1, "strategy": "ddp_spawn"}}})
+    trainer = _fit_to_launcher(params).training.trainer
+    assert (trainer.devices, trainer.num_nodes, trainer.strategy) == (4, 2, "ddp")
+    assert trainer.precision == params.training.trainer.precision  # the rest is kept
+    assert params.training.trainer.devices == 1  # the caller's parameters are left alone
 
 
 # ------------------------------------------------------------------------------------------------ callbacks, sampler
@@ -223,7 +231,7 @@ def test_distributed_sampler_keeps_the_batched_fetch():
     from lightning.pytorch.trainer.states import RunningStage
     from lightning.pytorch.utilities.data import _update_dataloader
 
-    from lstm_lab.training.forecast import ForecastDataModule
+    from lstm_lab.training.forecast.module import ForecastDataModule
 
     series = np.arange(300, dtype=np.float32)[:, None]  # value = row: each input window tells its start row
     dm = ForecastDataModule(series, series, {"train_end": 200, "val_end": 250, "test_end": 300}, lookback=16,
@@ -296,7 +304,7 @@ def test_two_cpu_ranks_through_kedro(strategy, tmp_path, single_process_loss):
     assert [f.path for f in client.list_artifacts(run.info.run_id, "model")].count("model/forecast_model.ckpt") == 1
 
     # The trained weights came back to the node: the saved checkpoint and history are rank 0's.
-    checkpoint = torch.load(root / "data/06_models/forecast_model.ckpt", weights_only=False)
+    checkpoint = load_checkpoint_file(root / "data/06_models/forecast_model.ckpt")
     assert "callbacks" not in checkpoint and checkpoint["hyper_parameters"]["model"]["hidden_sizes"] == [4]
     history = pd.read_csv(root / "data/08_reporting/forecast_history.csv")
     assert history["epoch"].tolist() == [0, 1]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from lstm_lab.models.spec import ModelSpec, StrictModel
+from lstm_lab.models.spec import ModelSpec
+from lstm_lab.schema import StrictModel
 from lstm_lab.training.config import TrainingConfig
 
 
@@ -59,4 +60,3 @@ class ForecastParams(StrictModel):
     model: ModelSpec = Field(default_factory=ModelSpec)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     evaluation: EvaluationParams = Field(default_factory=EvaluationParams)
-SCHEMA = ForecastParams

@@ -6,7 +6,9 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from lstm_lab.models.spec import ModelSpec, StrictModel
+from lstm_lab.data.corpus import label_key
+from lstm_lab.models.spec import ModelSpec
+from lstm_lab.schema import StrictModel
 from lstm_lab.training.config import TrainingConfig
 
 
@@ -28,7 +30,7 @@ class DataParams(StrictModel):
     @classmethod
     def _keys_as_text(cls, value):
         if isinstance(value, dict):
-            return {_label_key(k): v for k, v in value.items()}
+            return {label_key(k): v for k, v in value.items()}
         return value
 
     @model_validator(mode="after")
@@ -38,15 +40,6 @@ class DataParams(StrictModel):
         if self.text_column == self.label_column:
             raise ValueError("text_column and label_column must differ")
         return self
-
-
-def _label_key(value) -> str:
-    """How a raw label is compared with the mapping's keys: 1, 1.0 and '1' are all '1'."""
-    if isinstance(value, bool):
-        return str(int(value))
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()
 
 
 class SplitParams(StrictModel):
@@ -99,4 +92,3 @@ class SentimentParams(StrictModel):
     serving: ServingParams = Field(default_factory=ServingParams)
 
 
-SCHEMA = SentimentParams

@@ -28,7 +28,7 @@ from tests.conftest import BIN, TINY_FORECAST, kedro, make_project, project_env,
 
 pytestmark = pytest.mark.slow
 
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"  # screenshots, kept after the run (git-ignored)
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"  # screenshots, kept after the run (git-ignored)
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
 WAIT_S = 60  # the UI is a React app that fetches runs, params and histories after the page loads

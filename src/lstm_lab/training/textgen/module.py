@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping
 from typing import Any
 
 import lightning.pytorch as pl
@@ -44,9 +43,7 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from lstm_lab.errors import LstmLabError
 from lstm_lab.models.char_lm import CharLM, detach_state
-from lstm_lab.models.spec import ModelSpec
-from lstm_lab.training.config import TrainingConfig
-from lstm_lab.training.optim import configure_optimizers
+from lstm_lab.training.module import TaskModule
 
 LN2 = math.log(2.0)
 
@@ -136,55 +133,25 @@ class TextgenDataModule(pl.LightningDataModule):
 # --------------------------------------------------------------------------------------------------------------
 # Model
 # --------------------------------------------------------------------------------------------------------------
-class TextgenModule(pl.LightningModule):
-    """Hyper-parameters are plain dicts (and the vocabulary), so a checkpoint alone rebuilds the model and
-    decodes its output: ``CharLM.from_checkpoint(ckpt)`` and ``CharVocab.from_dict(ckpt[...]["vocab"])``."""
+class TextgenModule(TaskModule):
+    """Cross-entropy per character with the LSTM state carried from batch to batch (truncated BPTT)."""
 
-    def __init__(
-        self,
-        vocab_size: int,
-        model: dict[str, Any],
-        training: dict[str, Any],
-        embedding: dict[str, Any] | None = None,
-        vocab: dict[str, Any] | None = None,
-    ):
-        super().__init__()
-        self.save_hyperparameters()
-        self.spec = ModelSpec.model_validate(model)
-        self.cfg = TrainingConfig.model_validate(training)
-        embedding = embedding or {}
-        self.net = CharLM(vocab_size, self.spec, embedding_dim=int(embedding.get("dim", 64)),
-                          tie_weights=bool(embedding.get("tie_weights", False)))
+    def __init__(self, net: CharLM, training, hparams):
+        super().__init__(net, training, hparams)
         self._state: dict[str, Any] = {}  # carried LSTM state per stage (train / val)
 
-    def forward(self, ids: torch.Tensor, state=None):
-        return self.net(ids, state)  # (B, T) → (B, T, V), state
-
-    def _step(self, batch, stage: str) -> torch.Tensor:
+    def loss(self, batch, stage: str):
         x, y = batch  # (B, T) each
-        logits, state = self.net(x, self._state.get(stage))
+        logits, state = self.net(x, self._state.get(stage))  # (B, T, V)
         self._state[stage] = detach_state(state)  # truncated BPTT: carry the values, cut the graph
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))  # nats per character
-        n = y.numel()
-        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=n, sync_dist=True)
-        if stage == "val":
-            self.log("val_bits_per_char", loss / LN2, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
-        return loss
+        return loss, y.numel(), ({"bits_per_char": loss / LN2} if stage == "val" else {})
 
     def on_train_epoch_start(self) -> None:
         self._state["train"] = None
 
     def on_validation_epoch_start(self) -> None:
         self._state["val"] = None
-
-    def training_step(self, batch, batch_idx):
-        return self._step(batch, "train") + self.net.regularization()
-
-    def validation_step(self, batch, batch_idx):
-        self._step(batch, "val")
-
-    def configure_optimizers(self):
-        return configure_optimizers(self, self.cfg)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -205,28 +172,3 @@ def evaluate_nats(net: CharLM, ids: np.ndarray, streams: int, seq_len: int) -> t
     finally:
         net.train(was_training)
     return total / data.n_predictions, data.n_predictions
-
-
-# --------------------------------------------------------------------------------------------------------------
-# The training entry's hook
-# --------------------------------------------------------------------------------------------------------------
-def build_task(config: Mapping[str, Any], data: Mapping[str, Any]) -> tuple[TextgenModule, TextgenDataModule]:
-    """``data``: ``ids`` (N,) the encoded corpus, ``train_end`` (first validation index), ``vocab`` (the
-    vocabulary as a dict, stored in the checkpoint). ``config``: the textgen parameters as a dict."""
-    training = TrainingConfig.model_validate(config.get("training", {}))
-    vocab = dict(data["vocab"])
-    vocab_size = len(vocab["chars"]) + 1  # + UNK (lstm_lab.data.chars)
-    module = TextgenModule(
-        vocab_size=vocab_size,
-        model=dict(config.get("model", {})),
-        training=training.model_dump(),
-        embedding=dict(config.get("embedding", {})),
-        vocab=vocab,
-    )
-    datamodule = TextgenDataModule(
-        np.asarray(data["ids"]),
-        int(data["train_end"]),
-        batch_size=training.batch_size,
-        seq_len=int(config["window"]["length"]),
-    )
-    return module, datamodule

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
 
 from pydantic import Field, model_validator
 
-from lstm_lab.models.spec import ModelSpec, StrictModel
+from lstm_lab.models.spec import ModelSpec
+from lstm_lab.schema import StrictModel
 from lstm_lab.training.config import TrainingConfig
 
 # Karpathy's char-rnn corpus, byte-for-byte (1,115,394 characters); fetched only with data.download: true.
@@ -78,4 +78,3 @@ class TextgenParams(StrictModel):
         return self
 
 
-SCHEMA = TextgenParams

@@ -1,0 +1,59 @@
+"""The base of every parameter schema, and the one place that turns pydantic's report into one line.
+
+Pure pydantic: the model spec (``models/``), the training settings (``training/``), the sweep settings
+(``tuning/``) and every task's parameters derive from :class:`StrictModel`, and ``validate_section`` is how a
+``<key>:`` section of ``conf/*/parameters_<key>.yml`` becomes a typed object, once per run::
+
+    conf/*/parameters_forecast.yml: forecast.training.lerning_rate: unknown parameter (allowed here: ...)
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from lstm_lab.errors import LstmLabError
+
+Schema = TypeVar("Schema", bound=BaseModel)
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are errors (a misspelt parameter must not be silently ignored); values are frozen, so a
+    validated object can be handed to every node of a run without anyone changing it underneath the others."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def validate_section(schema: type[Schema], key: str, raw: Any, where: str | None = None) -> Schema:
+    """``raw`` (the ``key:`` section of the parameters) as a ``schema`` object, or one ``LstmLabError`` line
+    naming the file, the dotted parameter path and what was expected."""
+    where = where or f"conf/*/parameters_{key}.yml"
+    if isinstance(raw, schema):
+        return raw
+    if raw is None:
+        raise LstmLabError(f"{where}: no '{key}:' section found")
+    try:
+        return schema.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        path = ".".join(str(p) for p in (key, *err["loc"]))
+        if err["type"] == "extra_forbidden":
+            allowed = allowed_keys(schema, err["loc"][:-1])
+            message = f"unknown parameter (allowed here: {', '.join(allowed)})"
+        else:
+            message = f"{err['msg']} (got {err.get('input')!r})"
+        more = f" [+{len(exc.errors()) - 1} more]" if len(exc.errors()) > 1 else ""
+        raise LstmLabError(f"{where}: {path}: {message}{more}") from None
+
+
+def allowed_keys(schema: type[BaseModel], loc) -> list[str]:
+    """The keys a (nested) section of ``schema`` accepts, for the 'unknown parameter' message."""
+    model = schema
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return sorted(model.model_fields)

@@ -1,0 +1,95 @@
+"""One MLflow run per ``kedro run``: started before the first node, ended when the pipeline ends.
+
+The run lives in the experiment named after the pipeline(s), carries the typed parameters (flattened, same
+names in every run), the resolved config as an artifact, and tags saying what it started from (pipeline, Kedro
+environment, git commit, DVC lock digest, Kedro session). Catalog entries whose ``metadata.lstm_lab`` says
+``mlflow_artifact: true`` are logged as artifacts when saved; ``mlflow_metrics: <prefix>`` logs the saved
+dict's numeric leaves as metrics. Per-epoch losses reach the same run through ``epoch_metrics``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import numbers
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from lstm_lab.tracking.provenance import dvc_lock_digest, git_commit
+from lstm_lab.tracking.store import ensure_experiment, flatten, tracking_uri
+
+log = logging.getLogger(__name__)
+
+
+class PipelineRun:
+    """The MLflow run of one ``kedro run``. ``configs``: parameters key → typed parameters, in run order."""
+
+    def __init__(self, project: Path, experiment: str, run_name: str, configs: Mapping[str, Any],
+                 tags: Mapping[str, str]):
+        import mlflow
+
+        # mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI; put the user's value back when the run ends so
+        # a second session in the same process (a notebook, a test) resolves its own project's store.
+        self._user_uri = os.environ.get("MLFLOW_TRACKING_URI")
+        mlflow.set_tracking_uri(tracking_uri(project))
+        mlflow.set_experiment(experiment_id=ensure_experiment(experiment, project))
+        self.run = mlflow.start_run(run_name=run_name, tags=dict(tags), nested=mlflow.active_run() is not None)
+        config = {key: params.model_dump(mode="json") for key, params in configs.items()}
+        flat: dict[str, Any] = {}
+        for key, section in config.items():
+            flat.update(flatten(section, prefix=key if len(config) > 1 else ""))
+        from lstm_lab.tracking.store import PARAMS_PER_BATCH
+
+        items = list(flat.items())
+        for start in range(0, len(items), PARAMS_PER_BATCH):
+            mlflow.log_params(dict(items[start : start + PARAMS_PER_BATCH]))
+        mlflow.log_dict(config, "config/resolved_parameters.yml")
+        log.info("MLflow run %s (%s) in experiment %r at %s", self.run.info.run_id, run_name, experiment,
+                 mlflow.get_tracking_uri())
+
+    @classmethod
+    def start(cls, project: Path, experiment: str, names: list[str], keys: list[str], configs: Mapping[str, Any],
+              run_names: Mapping[str, str], run_params: Mapping[str, Any], env: str) -> PipelineRun:
+        """``names``: the pipelines run, ``keys`` their parameters keys (one DVC lock digest each);
+        ``run_names``: what each parameters section calls itself in the run's name."""
+        tags = {
+            "pipeline": ",".join(names),
+            "kedro_env": env,
+            "git_commit": git_commit(project),
+            "dvc_lock_digest": ",".join(dvc_lock_digest(project, k) for k in keys),
+            "kedro_session_id": str(run_params.get("session_id") or run_params.get("run_id") or ""),
+            "kedro_tags": ",".join(run_params.get("tags") or []),
+        }
+        return cls(project, experiment, " + ".join(run_names.values()) or "+".join(names), configs, tags)
+
+    def dataset_saved(self, conf: Mapping[str, Any], data: Any) -> None:
+        """Log what the catalog entry's ``metadata.lstm_lab`` asks for."""
+        import mlflow
+
+        meta = (conf.get("metadata") or {}).get("lstm_lab") or {}
+        if meta.get("mlflow_metrics") is not None and isinstance(data, dict):
+            prefix = str(meta["mlflow_metrics"])
+            metrics = {
+                f"{prefix}{key.replace('.', '_')}": float(value)
+                for key, value in flatten(data).items()
+                if isinstance(value, numbers.Real) and math.isfinite(float(value))
+            }
+            mlflow.log_metrics(metrics)
+        if meta.get("mlflow_artifact") and conf.get("filepath"):
+            path = Path(conf["filepath"])
+            path = path if path.is_absolute() else Path.cwd() / path
+            if path.is_file():
+                mlflow.log_artifact(str(path), artifact_path=meta.get("artifact_path", "outputs"))
+
+    def end(self, status: str = "FINISHED", error: BaseException | None = None) -> None:
+        import mlflow
+
+        if error is not None:
+            mlflow.set_tag("error", f"{type(error).__name__}: {error}"[:5000])
+        mlflow.end_run(status=status)
+        if self._user_uri is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = self._user_uri

@@ -1,0 +1,72 @@
+"""Lightning side of the forecast task: the DataModule over windowed splits and the LightningModule.
+
+The DataModule receives the prepared (scaled) series as plain arrays plus the split boundaries; windows are
+built lazily by ``WindowDataset`` so no copy of all windows ever exists. The module trains the
+``LSTMForecaster`` the task built from the model spec with MSE (+ optional L2 on LSTM kernels).
+"""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from lstm_lab.data.windowing import WindowDataset, already_batched, target_starts
+from lstm_lab.training.module import TaskModule
+
+
+class ForecastDataModule(pl.LightningDataModule):
+    def __init__(
+        self,
+        inputs: np.ndarray,
+        targets: np.ndarray,
+        bounds: dict[str, int],
+        lookback: int,
+        horizon: int,
+        stride: int,
+        batch_size: int,
+        seed: int,
+    ):
+        super().__init__()
+        self.inputs, self.targets = inputs, targets
+        self.spans = {
+            "train": (0, bounds["train_end"]),
+            "val": (bounds["train_end"], bounds["val_end"]),
+            "test": (bounds["val_end"], bounds["test_end"]),
+        }
+        self.lookback, self.horizon, self.stride = lookback, horizon, stride
+        self.batch_size, self.seed = batch_size, seed
+
+    def dataset(self, split: str) -> WindowDataset:
+        # Training windows use the configured stride; evaluation always scores every window (stride 1).
+        stride = self.stride if split == "train" else 1
+        starts = target_starts(self.spans[split], self.lookback, self.horizon, stride)
+        return WindowDataset(self.inputs, self.targets, starts, self.lookback, self.horizon)
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        generator = torch.Generator().manual_seed(self.seed)  # same shuffling order on every run
+        return DataLoader(
+            self.dataset(split),
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            collate_fn=already_batched,
+            generator=generator if shuffle else None,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+
+class ForecastModule(TaskModule):
+    """Direct multi-step forecaster trained with MSE on scaled values (+ the spec's L2 on LSTM kernels)."""
+
+    def loss(self, batch, stage: str):
+        x, y = batch  # (B, L, F), (B, H, C)
+        return torch.nn.functional.mse_loss(self.net(x), y), len(x), {}
