@@ -34,7 +34,7 @@ class ProjectContext(KedroContext):
             raw = dict(self._runtime_params or {})
         # Without a scope Kedro runs __default__ (or a notebook reads every parameter): forecast's sections.
         keys = parameter_keys(list(scope) if scope else ["__default__"])
-        typed = {key: validate(key, raw.get(key)) for key in keys}
+        typed = {key: validate(key, raw.get(key), overrides=self._runtime_params) for key in keys}
         log.debug("validated parameters: %s", ", ".join(typed))
         self._validated_params_cache = {**raw, **typed}
         self._cached_validation_scope = scope

@@ -1,17 +1,23 @@
-"""Project hooks: one MLflow run per ``kedro run`` (``tracking.pipeline_run``).
+"""Project hooks: one MLflow run per ``kedro run`` (``tracking.pipeline_run``), outputs committed together.
 
 The parameters arrive typed: the project context (``lstm_lab.context``) validated them once while Kedro built
-the run's catalog. ``before_pipeline_run`` starts the run with them; the other hooks feed and end it: artifacts
-and metrics as datasets are saved, FINISHED at the end, FAILED with the error as a tag when a node raises.
+the run's catalog. ``before_pipeline_run`` starts the MLflow run with them and starts staging the run's files
+(``lstm_lab.staging``); the other hooks feed and end both: metrics as datasets are saved; at the end the staged
+files replace the previous ones and the run is FINISHED (its files logged as artifacts); when a node raises, the
+staged files are dropped and the run is FAILED with the error as a tag. An interrupt (Ctrl+C, SIGTERM) reaches
+the command line as ``RunInterrupted``, which calls :func:`abort_current_run`: files dropped, run KILLED.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from pathlib import Path
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
+from lstm_lab import staging
 from lstm_lab.params import parameter_keys, params_key, swept_task
 
 
@@ -22,17 +28,57 @@ def _pipeline_names(run_params: dict[str, Any]) -> list[str]:
     return list(names) or ["__default__"]
 
 
-def run_name(configs: dict[str, Any]) -> dict[str, str]:
-    """Each section's name in the run list; a sweep reads ``tune_forecast asha random x10 (forecast ...)``."""
+def run_name(configs: dict[str, Any], project: Path | None = None, tags: list[str] | None = None) -> dict[str, str]:
+    """Each section's name in the run list: the task's summary (``forecast L=104 H=13 lstm[50] lr=0.002``), then
+    up to three parameters that differ from ``conf/base`` (``max_epochs=2``), then ``[prepare]`` for a run of
+    some tags only; a sweep reads ``tune_forecast asha random x10 (forecast ...)``."""
     from lstm_lab.training.task import get_task
 
     names = {}
     for key, params in configs.items():
-        base = swept_task(key)
-        names[key] = params.describe(key) if base is not None else get_task(key).run_name(params)
+        if hasattr(params, "describe"):  # a sweep's or batch scoring's settings name themselves
+            names[key] = params.describe(key)
+            continue
+        name = get_task(key).run_name(params)
+        changed = [f"{path.rsplit('.', 1)[-1]}={value}" for path, value in _changed(params, key, project)
+                   if path not in IN_TASK_NAME][:3]
+        names[key] = " ".join([name, *changed])
     for key in [k for k in names if swept_task(k) in names]:
         names[key] += f" ({names.pop(swept_task(key))})"
+    if tags:
+        names = {k: f"{v} [{','.join(tags)}]" for k, v in names.items()}
     return names
+
+
+# What Task.run_name already shows (L=, H=, T=, lstm[...], lr=, the variant and pooling).
+IN_TASK_NAME = {"window.lookback", "window.horizon", "window.length", "model.hidden_sizes", "model.bidirectional",
+                "model.variant", "model.pooling", "training.learning_rate"}
+
+
+def _changed(params, key: str, project: Path | None) -> list[tuple[str, Any]]:
+    """``(dotted path, value)`` of the parameters that differ from the project's ``conf/base`` section."""
+    import yaml
+
+    from lstm_lab.tracking import flatten
+
+    path = (project or Path.cwd()) / "conf" / "base" / f"parameters_{key}.yml"
+    try:
+        base = type(params).model_validate(yaml.safe_load(path.read_text(encoding="utf-8"))[key])
+    except Exception:  # noqa: BLE001 - no base file, or one that does not validate: nothing to compare with
+        return []
+    ours, theirs = flatten(params.model_dump(mode="json")), flatten(base.model_dump(mode="json"))
+    return [(p, v) for p, v in ours.items() if theirs.get(p) != v]
+
+
+progress = logging.getLogger("lstm_lab.progress")  # one line per node (conf/logging.yml: short format)
+
+_CURRENT: ProjectHooks | None = None  # the hooks of the run in progress in this process, for abort_current_run
+
+
+def abort_current_run(reason: str) -> dict[str, Any] | None:
+    """Drop the staged files of the run in progress and end its MLflow run KILLED with ``reason`` as its error.
+    Returns what happened (run id, node, removed files), or None when no run is in progress."""
+    return _CURRENT.abort(reason) if _CURRENT is not None else None
 
 
 class ProjectHooks:
@@ -41,6 +87,10 @@ class ProjectHooks:
         self._catalog_conf: dict[str, Any] = {}
         self._catalog = None
         self._run = None
+        self._node: str | None = None
+        self._folders: list[Path] = []
+        self._nodes_total, self._nodes_started, self._started = 0, 0, 0.0
+        self._names = ""
 
     @hook_impl
     def after_context_created(self, context) -> None:
@@ -63,12 +113,37 @@ class ProjectHooks:
         env = str(run_params.get("env") or getattr(self._context, "env", None) or _default_env())
         keys = [params_key(n) for n in names]
         experiment = "+".join(sorted({k for k in keys if k in configs})) or "+".join(names)
-        self._run = PipelineRun.start(project, experiment, names, keys, configs, run_name(configs), run_params, env)
+        global _CURRENT
+        names_by_key = run_name(configs, project, list(run_params.get("tags") or []))
+        self._run = PipelineRun.start(project, experiment, names, keys, configs, names_by_key, run_params, env)
+        self._folders = self._output_folders(project)
+        staging.clean_stale(self._folders)  # left by a killed run
+        staging.begin()
+        _CURRENT = self
+        self._project, self._names = project, ",".join(names)
+        self._nodes_total, self._nodes_started, self._started = len(pipeline.nodes), 0, time.monotonic()
+
+    def _output_folders(self, project: Path) -> list[Path]:
+        """Where this run's datasets write: ``data/`` and the folder of every catalog entry with a filepath."""
+        folders = {project / "data"}
+        for conf in self._catalog_conf.values():
+            path = conf.get("filepath") if isinstance(conf, dict) else None
+            if path and "{" not in str(Path(path).parent):
+                folder = Path(path).parent
+                folders.add(folder if folder.is_absolute() else project / folder)
+        return sorted(folders)
+
+    @hook_impl
+    def before_node_run(self, node) -> None:
+        self._node = node.name
+        self._nodes_started += 1
+        progress.info("Running node: %s (%d/%d)", node.name, self._nodes_started, self._nodes_total)
 
     @hook_impl
     def after_dataset_saved(self, dataset_name: str, data: Any, node) -> None:
         if self._run is not None:
-            self._run.dataset_saved(self._catalog_conf.get(dataset_name) or self._resolved_conf(dataset_name), data)
+            conf = self._catalog_conf.get(dataset_name) or self._resolved_conf(dataset_name)
+            self._run.dataset_saved(dataset_name, conf, data)
 
     def _resolved_conf(self, dataset_name: str) -> dict[str, Any]:
         """The config of a dataset declared by a catalog pattern (``"tune_{name}_results"``)."""
@@ -80,15 +155,33 @@ class ProjectHooks:
 
     @hook_impl
     def after_pipeline_run(self, run_params, run_result, pipeline, catalog) -> None:
-        if self._run is not None:
-            self._run.end("FINISHED")
-            self._run = None
+        outputs = staging.commit(self._folders)
+        run = self._run
+        self._finish("FINISHED")
+        if run is not None:
+            from lstm_lab.run_summary import format_summary
+
+            print("\n".join(format_summary(self._names, time.monotonic() - self._started, run.scores, outputs,
+                                          self._project, run.run_id, run.experiment_id, run.tracking_uri)),
+                  flush=True)
 
     @hook_impl
     def on_pipeline_error(self, error: Exception, run_params, pipeline, catalog) -> None:
+        staging.discard(self._folders)
+        self._finish("FAILED", error)
+
+    def abort(self, reason: str) -> dict[str, Any]:
+        removed = staging.discard(self._folders)
+        done = {"run_id": self._run.run_id if self._run is not None else None, "node": self._node,
+                "discarded": removed}
+        self._finish("KILLED", reason)
+        return done
+
+    def _finish(self, status: str, error=None) -> None:
+        global _CURRENT
         if self._run is not None:
-            self._run.end("FAILED", error)
-            self._run = None
+            self._run.end(status, error)
+        self._run, self._node, _CURRENT = None, None, None
 
 
 def _default_env() -> str:

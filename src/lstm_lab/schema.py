@@ -9,6 +9,7 @@ Pure pydantic: the model spec (``models/``), the training settings (``training/`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -25,9 +26,11 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def validate_section(schema: type[Schema], key: str, raw: Any, where: str | None = None) -> Schema:
+def validate_section(schema: type[Schema], key: str, raw: Any, where: str | None = None,
+                     overrides: Mapping[str, Any] | None = None) -> Schema:
     """``raw`` (the ``key:`` section of the parameters) as a ``schema`` object, or one ``LstmLabError`` line
-    naming the file, the dotted parameter path and what was expected."""
+    naming the file, the dotted parameter path and what was expected. ``overrides``: the values given on the
+    command line (``kedro run --params``); an error at a path they set is blamed on ``--params``."""
     where = where or f"conf/*/parameters_{key}.yml"
     if isinstance(raw, schema):
         return raw
@@ -38,6 +41,8 @@ def validate_section(schema: type[Schema], key: str, raw: Any, where: str | None
     except ValidationError as exc:
         err = exc.errors()[0]
         path = ".".join(str(p) for p in (key, *err["loc"]))
+        if overrides and _given(overrides, (key, *err["loc"])):
+            where = "--params"
         if err["type"] == "extra_forbidden":
             allowed = allowed_keys(schema, err["loc"][:-1])
             message = f"unknown parameter (allowed here: {', '.join(allowed)})"
@@ -45,6 +50,16 @@ def validate_section(schema: type[Schema], key: str, raw: Any, where: str | None
             message = f"{err['msg']} (got {err.get('input')!r})"
         more = f" [+{len(exc.errors()) - 1} more]" if len(exc.errors()) > 1 else ""
         raise LstmLabError(f"{where}: {path}: {message}{more}") from None
+
+
+def _given(overrides: Mapping[str, Any], path: tuple) -> bool:
+    """Whether ``overrides`` (nested, as Kedro parses ``--params a.b=1``) sets ``path`` or a part of it."""
+    node: Any = overrides
+    for part in path:
+        if not isinstance(node, Mapping) or str(part) not in node:
+            return False
+        node = node[str(part)]
+    return True
 
 
 def allowed_keys(schema: type[BaseModel], loc) -> list[str]:

@@ -13,6 +13,7 @@ outside the vocabulary is an error (``encode(..., unknown="error")``), and UNK i
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -39,6 +40,31 @@ def split_point(n_chars: int, train_fraction: float) -> int:
 def describe_char(ch: str) -> str:
     """``'é' (U+00E9)``: readable in a one-line error even for newlines and invisible characters."""
     return f"{ch!r} (U+{ord(ch):04X})"
+
+
+# Control characters a text file may not carry: C0 except the whitespace ones (\t \n \v \f \r), DEL, and C1.
+_CONTROL = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f]")
+MAX_CONTROL_FRACTION = 0.01  # a stray escape sequence is tolerated; a binary file is not
+
+
+def check_corpus(text: str, source: str) -> None:
+    """Refuse what is not plain text: any NUL (no text file has one; a file of zeros, an image, a
+    compressed archive do) or more than 1% control characters other than whitespace. Otherwise such a
+    "corpus" trains a model of bytes without any error, and its vocabulary is full of invisible symbols."""
+    nul = text.find("\x00")
+    if nul != -1:
+        raise LstmLabError(
+            f"{source}: not a text corpus: NUL character (U+0000) at character {nul}; expected plain text "
+            f"(is it a binary or compressed file?)"
+        )
+    controls = _CONTROL.findall(text)
+    if text and len(controls) > MAX_CONTROL_FRACTION * len(text):
+        first = _CONTROL.search(text)
+        raise LstmLabError(
+            f"{source}: not a text corpus: {len(controls)} of {len(text)} characters are control characters "
+            f"(first {describe_char(first.group())} at character {first.start()}); expected plain text with at "
+            f"most {MAX_CONTROL_FRACTION:.0%} of them"
+        )
 
 
 @dataclass(frozen=True)

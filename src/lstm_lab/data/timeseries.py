@@ -8,6 +8,7 @@ the offending value, so a bad file fails before anything downstream is overwritt
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -73,8 +74,10 @@ def clean_series(
     grid = pd.date_range(values.index[0], values.index[-1], freq=step, name=time_column)
     off_grid = values.index.difference(grid)
     if len(off_grid):
+        # The grid can be empty (frequency 'ME' on ten days of data): there is then no start to name.
+        start = f" starting at {grid[0]}" if len(grid) else f" between {values.index[0]} and {values.index[-1]}"
         raise LstmLabError(
-            f"{source}: timestamp {off_grid[0]} is not on the regular {step} grid starting at {grid[0]}; "
+            f"{source}: timestamp {off_grid[0]} is not on the regular {step.freqstr} grid{start}; "
             f"set forecast.data.frequency or resample the file"
         )
     regular = values.reindex(grid)
@@ -115,10 +118,7 @@ def _parse_numbers(column: pd.Series, source: str, name: str) -> np.ndarray:
 
 def _resolve_step(index: pd.DatetimeIndex, frequency: str | None, source: str, name: str):
     if frequency:
-        try:
-            return pd.tseries.frequencies.to_offset(frequency)
-        except ValueError as exc:
-            raise LstmLabError(f"forecast.data.frequency: {frequency!r} is not a pandas frequency ({exc})") from None
+        return _parse_frequency(frequency)
     inferred = pd.infer_freq(index) if len(index) >= 3 else None
     if inferred:
         return pd.tseries.frequencies.to_offset(inferred)
@@ -127,6 +127,47 @@ def _resolve_step(index: pd.DatetimeIndex, frequency: str | None, source: str, n
     if step <= pd.Timedelta(0):
         raise LstmLabError(f"{source}: cannot infer a frequency from column {name!r}")
     return pd.tseries.frequencies.to_offset(step)
+
+
+FREQUENCY_EXAMPLES = "'h', 'D', 'W-SUN', 'MS', '15min' or '2D'"
+
+
+def _parse_frequency(frequency: str):
+    """``forecast.data.frequency`` as a pandas offset with a positive step, or one line saying why not.
+
+    pandas nests its parse errors ("Invalid frequency: 3X. Failed to parse with error message:
+    ValueError("Invalid frequency: X. Failed to parse with error message: KeyError('X')."))"): only the
+    innermost reason is worth showing, and only when it says more than "unknown name" (e.g. 'M' → use 'ME').
+    """
+    try:
+        offset = pd.tseries.frequencies.to_offset(frequency)
+    except (ValueError, TypeError) as exc:
+        reason = _innermost_reason(str(exc), frequency)
+        detail = f" ({reason})" if reason else ""
+        raise LstmLabError(
+            f"forecast.data.frequency: {frequency!r} is not a pandas frequency{detail}; expected an offset alias "
+            f"such as {FREQUENCY_EXAMPLES}"
+        ) from None
+    # '0D' or '-1D' parse, but a grid needs a forward step (pandas divides by it, or builds an empty grid).
+    if offset.n <= 0:
+        raise LstmLabError(
+            f"forecast.data.frequency: {frequency!r} is not a forward step; expected a positive multiple such as "
+            f"{FREQUENCY_EXAMPLES}"
+        )
+    return offset
+
+
+def _innermost_reason(message: str, frequency: str) -> str:
+    """The last "error message: X(...)" of a nested pandas error: ``unknown unit 'X'`` for a KeyError, the
+    text of anything else; empty when it would only repeat the frequency (``'fortnight'``)."""
+    last = message.rsplit("error message: ", 1)[-1] if "error message: " in message else ""
+    match = re.match(r"(\w+)\((['\"])(.*?)\2\)", last)
+    if match is None:
+        return ""
+    kind, text = match.group(1), match.group(3)
+    if kind == "KeyError":
+        return f"unknown unit {text!r}" if text != frequency.strip() else ""
+    return re.sub(r"^Invalid frequency: [^ ]*\.\s*", "", text).rstrip(".")
 
 
 def _trim_edges(frame: pd.DataFrame, source: str) -> pd.DataFrame:

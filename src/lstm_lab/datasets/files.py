@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 from kedro.io import AbstractDataset, DatasetError
 
+from lstm_lab import staging
 from lstm_lab.checkpoints import load_checkpoint_file, save_checkpoint
 from lstm_lab.errors import LstmLabError
 from lstm_lab.io import atomic_path, write_text
@@ -29,16 +30,29 @@ class UnusableFileError(LstmLabError, DatasetError):
 
 
 class _FileDataset(AbstractDataset):
+    """One file. During a staged ``kedro run`` (``lstm_lab.staging``) saves go to the run's staged copy and
+    loads read it, so the target changes only when the whole run succeeds."""
+
     def __init__(self, filepath: str, metadata: dict[str, Any] | None = None):
-        self._filepath = Path(filepath)
+        self._target = Path(filepath)
         self.metadata = metadata
 
     @property
     def filepath(self) -> Path:
-        return self._filepath
+        return self._target
+
+    @property
+    def _filepath(self) -> Path:
+        """Where the current content is (this run's staged copy, if it saved one)."""
+        return staging.readable_path(self._target)
+
+    @property
+    def _output(self) -> Path:
+        """Where a save writes (atomically)."""
+        return staging.output_path(self._target)
 
     def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath)}
+        return {"filepath": str(self._target)}
 
     def _exists(self) -> bool:
         return self._filepath.is_file()
@@ -56,7 +70,7 @@ class AtomicJSONDataset(_FileDataset):
         return json.loads(self._filepath.read_text(encoding="utf-8"))
 
     def save(self, data: Any) -> None:
-        write_text(self._filepath, json.dumps(data, indent=2, sort_keys=True) + "\n")
+        write_text(self._output, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 class AtomicYAMLDataset(_FileDataset):
@@ -71,7 +85,7 @@ class AtomicYAMLDataset(_FileDataset):
     def save(self, data: Any) -> None:
         import yaml
 
-        write_text(self._filepath, yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
+        write_text(self._output, yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
 
 
 class TorchCheckpointDataset(_FileDataset):
@@ -87,7 +101,7 @@ class TorchCheckpointDataset(_FileDataset):
             raise UnusableFileError(str(exc)) from None
 
     def save(self, data: dict[str, Any]) -> None:
-        save_checkpoint(self._filepath, data)
+        save_checkpoint(self._output, data)
 
 
 class AtomicCSVDataset(_FileDataset):
@@ -98,7 +112,7 @@ class AtomicCSVDataset(_FileDataset):
         return pd.read_csv(self._filepath)
 
     def save(self, data: pd.DataFrame) -> None:
-        with atomic_path(self._filepath) as tmp:
+        with atomic_path(self._output) as tmp:
             data.to_csv(tmp, index=False)
 
 
@@ -120,18 +134,18 @@ class AtomicParquetDataset(_FileDataset):
         self._save_args = dict(save_args or {})
         self._load_args = dict(load_args or {})
         if "partition_cols" in self._save_args:  # a folder of files cannot be replaced in one step
-            raise DatasetError(f"{self._filepath}: AtomicParquetDataset writes one file; 'partition_cols' in "
+            raise DatasetError(f"{self._target}: AtomicParquetDataset writes one file; 'partition_cols' in "
                                "save_args is not supported")
 
     def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath), "save_args": self._save_args, "load_args": self._load_args}
+        return {"filepath": str(self._target), "save_args": self._save_args, "load_args": self._load_args}
 
     def load(self) -> pd.DataFrame:
         self._require()
         return pd.read_parquet(self._filepath, **self._load_args)
 
     def save(self, data: pd.DataFrame) -> None:
-        with atomic_path(self._filepath) as tmp:
+        with atomic_path(self._output) as tmp:
             data.to_parquet(tmp, **self._save_args)
 
 
@@ -144,7 +158,7 @@ class FigureDataset(_FileDataset):
     def save(self, figure) -> None:
         import matplotlib.pyplot as plt
 
-        with atomic_path(self._filepath) as tmp:
+        with atomic_path(self._output) as tmp:
             figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
         plt.close(figure)
 
@@ -196,7 +210,7 @@ class TextFileDataset(_FileDataset):
         return self._filepath.read_text(encoding=self._encoding)
 
     def save(self, data: str) -> None:
-        write_text(self._filepath, data, encoding=self._encoding)
+        write_text(self._output, data, encoding=self._encoding)
 
 
 class TextSource:
@@ -246,5 +260,5 @@ class NumpyArrayDataset(_FileDataset):
     def save(self, data) -> None:
         import numpy as np
 
-        with atomic_path(self._filepath) as tmp, open(tmp, "wb") as handle:
+        with atomic_path(self._output) as tmp, open(tmp, "wb") as handle:
             np.save(handle, np.asarray(data), allow_pickle=False)

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from lstm_lab.tracking.store import MlflowTarget, log_params
+from lstm_lab.tracking.store import MlflowTarget, ensure_store, experiment_id, log_params
 
 log = logging.getLogger(__name__)
 
@@ -24,10 +24,9 @@ def start_job_run(tracking_uri: str | None, run_id: str | None, experiment: str,
         return MlflowTarget(tracking_uri, run_id), False
     from mlflow import MlflowClient
 
+    ensure_store(tracking_uri)  # torchrun ranks or parallel jobs may be the first to open a fresh mlflow.db
     client = MlflowClient(tracking_uri=tracking_uri)
-    found = client.get_experiment_by_name(experiment)
-    experiment_id = found.experiment_id if found else client.create_experiment(experiment)
-    run = client.create_run(experiment_id, tags={"launcher": "lstm-lab-train"})
+    run = client.create_run(experiment_id(client, experiment), tags={"launcher": "lstm-lab-train"})
     log_params(client, run.info.run_id, params)
     log.info("MLflow run %s in experiment %r at %s", run.info.run_id, experiment, tracking_uri)
     return MlflowTarget(tracking_uri, run.info.run_id), True

@@ -1,6 +1,7 @@
 """One MLflow run per ``kedro run``: started before the first node, ended when the pipeline ends.
 
-The run lives in the experiment named after the pipeline(s), carries the typed parameters (flattened, same
+Runs that a killed process left RUNNING are closed first (``stale``). The run lives in the experiment named
+after the pipeline(s), carries the typed parameters (flattened, same
 names in every run), the resolved config as an artifact, and tags saying what it started from (pipeline, Kedro
 environment, git commit, DVC lock digest, Kedro session). Catalog entries whose ``metadata.lstm_lab`` says
 ``mlflow_artifact: true`` are logged as artifacts when saved; ``mlflow_metrics: <prefix>`` logs the saved
@@ -18,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from lstm_lab.tracking.provenance import dvc_lock_digest, git_commit
-from lstm_lab.tracking.store import ensure_experiment, flatten, tracking_uri
+from lstm_lab.tracking.stale import TAG, close_stale_runs, process_tag
+from lstm_lab.tracking.store import ensure_experiment, ensure_store, flatten, tracking_uri
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +36,14 @@ class PipelineRun:
         # a second session in the same process (a notebook, a test) resolves its own project's store.
         self._user_uri = os.environ.get("MLFLOW_TRACKING_URI")
         mlflow.set_tracking_uri(tracking_uri(project))
+        ensure_store(mlflow.get_tracking_uri())  # two first runs at once must not both create the schema
+        close_stale_runs(mlflow.MlflowClient())
         mlflow.set_experiment(experiment_id=ensure_experiment(experiment, project))
-        self.run = mlflow.start_run(run_name=run_name, tags=dict(tags), nested=mlflow.active_run() is not None)
+        tags = {**tags, TAG: process_tag()}
+        self.run = mlflow.start_run(run_name=run_name, tags=tags, nested=mlflow.active_run() is not None)
+        self._artifacts: list[tuple[Path, str]] = []  # logged once the run's outputs are committed
+        self.scores: dict[str, Any] = {}  # the metric dicts saved in this run, for the summary
+        self.tracking_uri = mlflow.get_tracking_uri()
         config = {key: params.model_dump(mode="json") for key, params in configs.items()}
         flat: dict[str, Any] = {}
         for key, section in config.items():
@@ -64,8 +72,9 @@ class PipelineRun:
         }
         return cls(project, experiment, " + ".join(run_names.values()) or "+".join(names), configs, tags)
 
-    def dataset_saved(self, conf: Mapping[str, Any], data: Any) -> None:
-        """Log what the catalog entry's ``metadata.lstm_lab`` asks for."""
+    def dataset_saved(self, name: str, conf: Mapping[str, Any], data: Any) -> None:
+        """Log what the catalog entry's ``metadata.lstm_lab`` asks for: metrics now, files when ``end`` finds
+        them committed (until then they are this run's staged copies, see ``lstm_lab.staging``)."""
         import mlflow
 
         meta = (conf.get("metadata") or {}).get("lstm_lab") or {}
@@ -77,17 +86,31 @@ class PipelineRun:
                 if isinstance(value, numbers.Real) and math.isfinite(float(value))
             }
             mlflow.log_metrics(metrics)
+            self.scores[name] = data
         if meta.get("mlflow_artifact") and conf.get("filepath"):
             path = Path(conf["filepath"])
             path = path if path.is_absolute() else Path.cwd() / path
-            if path.is_file():
-                mlflow.log_artifact(str(path), artifact_path=meta.get("artifact_path", "outputs"))
+            self._artifacts.append((path, meta.get("artifact_path", "outputs")))
 
-    def end(self, status: str = "FINISHED", error: BaseException | None = None) -> None:
+    @property
+    def run_id(self) -> str:
+        return self.run.info.run_id
+
+    @property
+    def experiment_id(self) -> str:
+        return self.run.info.experiment_id
+
+    def end(self, status: str = "FINISHED", error: BaseException | str | None = None) -> None:
+        """End the run: FINISHED logs the saved files as artifacts first; otherwise ``error`` becomes a tag."""
         import mlflow
 
+        if status == "FINISHED":
+            for path, artifact_path in self._artifacts:
+                if path.is_file():
+                    mlflow.log_artifact(str(path), artifact_path=artifact_path)
         if error is not None:
-            mlflow.set_tag("error", f"{type(error).__name__}: {error}"[:5000])
+            text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+            mlflow.set_tag("error", text[:5000])
         mlflow.end_run(status=status)
         if self._user_uri is None:
             os.environ.pop("MLFLOW_TRACKING_URI", None)

@@ -58,4 +58,7 @@ class TrainingConfig(StrictModel):
     early_stopping_min_delta: float = Field(0.0, ge=0)
     deterministic: bool = True
     num_threads: int | None = Field(None, ge=1)  # torch intra-op threads; None = torch's default
+    # auto: keep the state after each epoch in ./checkpoints/<task>-<digest>/ and continue from it when the same
+    # configuration on the same data runs again after a crash or a kill (training/resume.py); never: a scratch dir
+    resume: Literal["auto", "never"] = "auto"
     trainer: TrainerSettings = Field(default_factory=TrainerSettings)

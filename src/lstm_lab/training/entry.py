@@ -10,6 +10,12 @@ starts): ``ddp_spawn`` / ``ddp_fork`` train in child processes of this one, and 
 and the epoch history come back through files in the checkpoint directory; ``ddp`` / ``fsdp`` run
 ``torchrun -m lstm_lab.train`` as a subprocess and read rank 0's files the same way. Either way the caller gets
 one ``FitResult`` in this process, and whatever surrounds the call (a Kedro pipeline) runs once.
+
+Resuming (``training.resume: auto``, ``training/resume.py``): in this process and under ``ddp_spawn`` /
+``ddp_fork``, when ``run_training`` chooses the checkpoint directory itself, the fit keeps its checkpoints in
+``<resume_root>/<task>-<digest>/`` and a rerun of the same configuration on the same data continues from the
+last finished epoch, bit-identically on CPU. torchrun jobs (``ddp`` / ``fsdp``) and callers that pass
+``checkpoint_dir`` train from scratch, as with ``never``.
 """
 
 from __future__ import annotations
@@ -31,9 +37,9 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
 from lstm_lab.errors import LstmLabError
 from lstm_lab.schema import StrictModel
-from lstm_lab.training import distributed
+from lstm_lab.training import distributed, resume
 from lstm_lab.tracking.store import MlflowTarget
-from lstm_lab.training.callbacks import EpochHistory, read_history
+from lstm_lab.training.callbacks import EpochHistory, compact_progress_bar, read_history
 from lstm_lab.training.config import TrainingConfig
 from lstm_lab.training.task import Task, get_task
 
@@ -70,8 +76,13 @@ def run_training(
     tracking: MlflowTarget | None = None,
     callbacks: Iterable[pl.Callback] = (),
     checkpoint_dir: str | Path | None = None,
+    resume_root: str | Path | None = None,
 ) -> FitResult:
-    """Train ``task`` with its typed ``params`` (validated once, by the caller) on prepared ``data``."""
+    """Train ``task`` with its typed ``params`` (validated once, by the caller) on prepared ``data``.
+
+    ``resume_root``: where ``training.resume: auto`` keeps each configuration's folder (default
+    ``./checkpoints``, the Kedro project's when a node calls this).
+    """
     task = get_task(task) if isinstance(task, str) else task
     cfg: TrainingConfig = params.training
     where = f"{task.name}.training.trainer"
@@ -83,9 +94,17 @@ def run_training(
         return _run_with_torchrun(task, params, data, plan, tracking=tracking, checkpoint_dir=checkpoint_dir)
     # plan.strategy differs from the setting only for 'auto' on several GPUs inside a torchrun rank ('ddp').
     cfg = cfg.model_copy(update={"trainer": cfg.trainer.model_copy(update={"strategy": plan.strategy})})
+    resume_dir = None
+    if cfg.resume == "auto" and checkpoint_dir is None and not distributed.started_by_torchrun():
+        try:
+            resume_dir = resume.resume_folder(resume_root or Path.cwd() / "checkpoints", task.name,
+                                              params.model_dump(mode="json"), data)
+        except TypeError as exc:  # data the digest cannot read: train, just not resumably
+            log.warning("%s: training.resume is off for this run: %s", task.name, exc)
     pl.seed_everything(cfg.seed, workers=True)  # before the model is built: weight init is seeded too
     module, datamodule = task.build(params, data)
-    return fit(module, datamodule, cfg, tracking=tracking, callbacks=callbacks, checkpoint_dir=checkpoint_dir)
+    return fit(module, datamodule, cfg, tracking=tracking, callbacks=callbacks, checkpoint_dir=checkpoint_dir,
+               resume_dir=resume_dir)
 
 
 def _run_with_torchrun(task: Task, params: StrictModel, data, plan, *, tracking, checkpoint_dir) -> FitResult:
@@ -113,7 +132,7 @@ def _job_directory(checkpoint_dir: str | Path | None) -> Iterator[Path]:
         path.mkdir(parents=True, exist_ok=True)
         yield path
         return
-    with tempfile.TemporaryDirectory(prefix="lstm_lab_job_") as scratch:
+    with tempfile.TemporaryDirectory(prefix=resume.scratch_prefix("lstm_lab_job_")) as scratch:
         yield Path(scratch)
 
 
@@ -136,7 +155,8 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, Any], float | None]:
 # --------------------------------------------------------------------------------------------------------------
 # Trainer factory and fit
 # --------------------------------------------------------------------------------------------------------------
-def build_trainer(cfg: TrainingConfig, callbacks: list[pl.Callback], root_dir: str | Path) -> pl.Trainer:
+def build_trainer(cfg: TrainingConfig, callbacks: list[pl.Callback], root_dir: str | Path,
+                  plugins: list[Any] | None = None) -> pl.Trainer:
     t = cfg.trainer
     precision = "32-true" if t.precision == "32" else t.precision
     return pl.Trainer(
@@ -151,12 +171,13 @@ def build_trainer(cfg: TrainingConfig, callbacks: list[pl.Callback], root_dir: s
         limit_train_batches=t.limit_train_batches,
         limit_val_batches=t.limit_val_batches,
         deterministic=cfg.deterministic,
-        callbacks=callbacks,
+        callbacks=[*callbacks, compact_progress_bar()] if sys.stderr.isatty() else callbacks,
         logger=False,  # metrics go to MLflow through MlflowEpochMetrics, with an explicit run id
         default_root_dir=str(root_dir),
         enable_progress_bar=sys.stderr.isatty(),
         enable_model_summary=False,
         num_sanity_val_steps=0,
+        plugins=plugins or None,
     )
 
 
@@ -168,11 +189,31 @@ def fit(
     tracking: MlflowTarget | None = None,
     callbacks: Iterable[pl.Callback] = (),
     checkpoint_dir: str | Path | None = None,
+    resume_dir: str | Path | None = None,
 ) -> FitResult:
+    """Train ``module`` on ``datamodule``; return the best weights, their val_loss and the epoch history.
+
+    ``resume_dir``: this configuration's resume folder (``run_training`` names it): the fit continues from its
+    ``last.ckpt`` if there is one, writes one after every epoch, and deletes the folder once training completes.
+    None: checkpoints go to ``checkpoint_dir`` or a scratch folder named after this process.
+    """
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
-    with tempfile.TemporaryDirectory(prefix="lstm_lab_ckpt_") as scratch:
-        ckpt_dir = Path(checkpoint_dir) if checkpoint_dir else Path(scratch)
+    resume.remove_orphan_scratch()  # folders of fits that were killed: their `with` never cleaned up
+    with contextlib.ExitStack() as stack:
+        folder = Path(resume_dir) if resume_dir is not None else None
+        if folder is not None and not stack.enter_context(resume.claimed(folder)):
+            log.warning("%s is in use by another run of the same configuration: training without resuming", folder)
+            folder = None
+        if folder is not None:
+            ckpt_dir = folder
+        elif checkpoint_dir:
+            ckpt_dir = Path(checkpoint_dir)
+        else:
+            ckpt_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=resume.scratch_prefix())))
+        start = resume.resumable(folder, module) if folder is not None else None
+        if start is not None:
+            log.info("resuming %s from epoch %d of %s", folder.name.rsplit("-", 1)[0], start[1], folder)
         # Rank 0 also writes the rows to a file: under ddp_spawn/ddp_fork it runs in a child process, and
         # this process's copy of the callback stays empty.
         history = EpochHistory(ckpt_dir / distributed.HISTORY_FILE)
@@ -192,8 +233,12 @@ def fit(
             from lstm_lab.tracking.epoch_metrics import MlflowEpochMetrics
 
             all_callbacks.append(MlflowEpochMetrics(tracking))
-        trainer = build_trainer(cfg, all_callbacks, ckpt_dir)
-        trainer.fit(module, datamodule=datamodule)
+        plugins = None
+        if folder is not None:
+            all_callbacks.append(resume.ResumeState(folder))
+            plugins = [resume.AtomicCheckpointIO()]  # a kill while writing must not leave a truncated file
+        trainer = build_trainer(cfg, all_callbacks, ckpt_dir, plugins)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=start[0] if start else None)
         if not trainer.is_global_zero:  # a torchrun rank other than 0: the file may live on another node
             return FitResult(module=module, checkpoint=None, best_val_loss=math.nan, history=[])
         if not best.best_model_path:
@@ -202,6 +247,8 @@ def fit(
         # comes from the checkpoint's own ModelCheckpoint state.
         checkpoint, score = load_checkpoint(best.best_model_path)
         rows = history.collect()
+        if folder is not None:
+            resume.remove_folder(folder)  # completed: a later identical run trains from scratch
     module.load_state_dict(checkpoint["state_dict"])
     best_val = score if score is not None else float(best.best_model_score)
     log.info("best val_loss %.6f after %d epoch(s)", best_val, len(rows))

@@ -39,10 +39,11 @@ class Task:
     schema: ClassVar[type[StrictModel]]
 
     # ------------------------------------------------------------------------------------------ parameters
-    def validate(self, raw: Any, where: str | None = None) -> StrictModel:
+    def validate(self, raw: Any, where: str | None = None, overrides: Mapping[str, Any] | None = None) -> StrictModel:
         """The typed parameters of one run, or one ``LstmLabError`` line. Device and strategy settings that
-        cannot work on this machine fail here too, before any process starts."""
-        params = validate_section(self.schema, self.name, raw, where)
+        cannot work on this machine fail here too, before any process starts. ``overrides``: see
+        ``schema.validate_section``."""
+        params = validate_section(self.schema, self.name, raw, where, overrides)
         training = getattr(params, "training", None)
         if training is not None:
             from lstm_lab.training.distributed import Platform, plan_training

@@ -10,8 +10,9 @@ A space maps a dotted path into ``parameters_<pipeline>.yml`` to a distribution:
 
 ``grid`` (values) tries every value (crossed with the other grids) once per ``num_samples``; random search
 only. ``model.num_layers`` is the one path that is not a parameter itself: it repeats a sampled layer width. Bounds
-are inclusive for every integer type. ``choice`` values may be anything YAML holds (lists too); Ray and Optuna
-see only the index of the value, so any searcher handles them, and results are reported with the value.
+are inclusive for every integer type. ``choice`` values may be anything YAML holds: scalars are sampled as
+themselves; lists and mappings by their index (Optuna takes only scalar categories), and results are reported
+with the value.
 """
 
 from __future__ import annotations
@@ -34,13 +35,22 @@ class Choice(StrictModel):
     type: Literal["choice"]
     values: list[Any] = Field(min_length=1)
 
+    @property
+    def by_index(self) -> bool:
+        """Lists (and mappings) are sampled by their index: Optuna takes only scalar categories. Scalars are
+        sampled as themselves, so Ray's trial table shows ``rmsprop``, not ``1``."""
+        return not all(v is None or isinstance(v, str | int | float | bool) for v in self.values)
+
+    def _domain(self) -> list[Any]:
+        return list(range(len(self.values))) if self.by_index else list(self.values)
+
     def to_tune(self):
         from ray import tune
 
-        return tune.choice(list(range(len(self.values))))
+        return tune.choice(self._domain())
 
     def decode(self, sampled: Any) -> Any:
-        return copy.deepcopy(self.values[int(sampled)])
+        return copy.deepcopy(self.values[int(sampled)]) if self.by_index else sampled
 
     def corners(self) -> list[Any]:
         return list(self.values)
@@ -54,7 +64,7 @@ class Grid(Choice):
     def to_tune(self):
         from ray import tune
 
-        return tune.grid_search(list(range(len(self.values))))
+        return tune.grid_search(self._domain())
 
 
 class _Range(StrictModel):
@@ -181,6 +191,20 @@ def apply(base: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
                 raise LstmLabError(f"space.{key}: '{part}' is not a section of the parameters")
         node[leaf] = value
     return params
+
+
+def resolved(base: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """The sampled ``values`` as the parameters they set (``model.num_layers`` 2 with ``model.hidden_sizes`` 64 →
+    ``model.hidden_sizes`` [64, 64]), keyed by dotted path: what a pipeline run of them would log."""
+    params = apply(base, values)
+    out = {}
+    for key in values:
+        key = WIDTHS if key == LAYERS else key
+        node: Any = params
+        for part in key.split("."):
+            node = node[part]
+        out[key] = node
+    return out
 
 
 def check_space(space: SearchSpace, base: Mapping[str, Any], schema: type[BaseModel], where: str) -> None:

@@ -12,8 +12,7 @@ caller's run (the Kedro run) is the parent; after the sweep every trial gets a c
 ``val_loss``. Logging from this process, after the fact, keeps the trials free of database writes (SQLite has
 one writer), works unchanged on a remote Ray cluster and covers trials finished before a resume.
 
-Ray: local (``address="local"``: never silently a cluster left running on this machine) with ``num_cpus`` from
-the settings, dashboard off; with ``$RAY_ADDRESS`` set, that existing cluster, unchanged.
+Ray: ``tuning.ray_cluster`` (a local cluster on 127.0.0.1 only, or the cluster ``$RAY_ADDRESS`` names).
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import shutil
 import sys
 import time
@@ -42,7 +40,8 @@ from lstm_lab.tracking.child_runs import log_trials
 from lstm_lab.tracking.store import MlflowTarget
 from lstm_lab.training.task import Task
 from lstm_lab.tuning.config import TuneParams
-from lstm_lab.tuning.space import SearchSpace, apply, check_space
+from lstm_lab.tuning.ray_cluster import connect_ray
+from lstm_lab.tuning.space import SearchSpace, apply, check_space, resolved
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +92,7 @@ def _trial(sampled: dict[str, Any], *, task: Task, params: StrictModel, data: Ma
     from lstm_lab.training.entry import run_training
 
     torch.set_num_threads(threads)
-    values = space.decode(sampled)
+    values = {**space.decode(sampled), "training.resume": "never"}  # Ray Tune restarts a failed trial itself
     if max_epochs is not None:
         values["training.max_epochs"] = max_epochs
     curves: list[list[float]] = []
@@ -128,7 +127,7 @@ def run_sweep(
     name = f"{where}-{_fingerprint(task.name, base, settings)}"  # same settings → same folder → resumable
     storage = Path(storage_path).resolve()
     experiment = storage / name
-    started_ray = _connect_ray(settings)
+    started_ray = connect_ray(settings)
     try:
         trainable = tune.with_parameters(
             _trial, task=task, params=params, data=dict(data), space=space,
@@ -182,27 +181,6 @@ def _fingerprint(task: str, base: Mapping[str, Any], settings: TuneParams) -> st
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
-def _connect_ray(settings: TuneParams) -> bool:
-    """Start or join Ray; True when this call started it (and must shut it down)."""
-    import ray
-
-    if ray.is_initialized():  # a notebook or test that set Ray up itself
-        return False
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    # Tune snapshots its state whenever a trial keeps a new best checkpoint; with epochs of a second that is
-    # often, and it says so on every snapshot. Harmless for sweeps of this size.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    common = dict(logging_level=logging.WARNING, log_to_driver=settings.ray.log_to_driver)
-    address = os.environ.get("RAY_ADDRESS")
-    if address:
-        log.info("joining the Ray cluster at %s", address)
-        ray.init(address=address, **common)
-    else:
-        ray.init(address="local", num_cpus=settings.ray.num_cpus or os.cpu_count(), include_dashboard=False,
-                 **common)
-    return True
-
-
 def _scheduler(settings: TuneParams, base: Mapping[str, Any]):
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
@@ -234,10 +212,13 @@ def _collect(grid, space: SearchSpace, base: dict[str, Any], settings: TuneParam
 
     unfinished = len(grid) - grid.num_terminated - grid.num_errors
     if unfinished:  # Ctrl+C: Tune saved its state and returned early; these trials never completed
-        raise LstmLabError(
-            f"tune: the sweep stopped with {unfinished} of {len(grid)} trial(s) unfinished; run the same "
-            f"command again to resume it (finished trials are kept; state in {experiment})"
-        )
+        import signal
+
+        from lstm_lab.interrupts import RunInterrupted
+
+        raise RunInterrupted(signal.SIGINT, (
+            f"the sweep stopped with {unfinished} of {len(grid)} trial(s) unfinished; run the same command again "
+            f"to resume it: finished trials are kept in {experiment}"))
     rows, best = [], None
     for result in grid:
         history = result.metrics_dataframe
@@ -277,8 +258,10 @@ def _collect(grid, space: SearchSpace, base: dict[str, Any], settings: TuneParam
     if settings.max_epochs is not None:  # re-training the best configuration trains as the trial did
         best_params.setdefault("training", {})["max_epochs"] = settings.max_epochs
 
-    run_ids = log_trials(tracking, [(row, result.metrics_dataframe, values, curve) for row, result, values, curve in rows],
-                         METRIC) if tracking is not None else {}
+    # Child runs log each sampled parameter as the pipeline run would (model.num_layers folded into the
+    # resolved model.hidden_sizes list), so trial and pipeline runs line up column by column in MLflow.
+    trials = [(row, result.metrics_dataframe, resolved(base, values), curve) for row, result, values, curve in rows]
+    run_ids = log_trials(tracking, trials, METRIC) if tracking is not None else {}
     table = pd.DataFrame([{**row, "mlflow_run_id": run_ids.get(row["trial_id"], "")} for row, *_ in rows])
     table["best"] = table["trial_id"] == best_row["trial_id"]
     table = table.sort_values(METRIC, na_position="last", kind="stable").reset_index(drop=True)

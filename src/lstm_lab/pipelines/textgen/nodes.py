@@ -6,6 +6,8 @@ train:    (ids, split, vocab) → train_char_lm → textgen_model (best checkpoi
 evaluate: (model, ids, split) → evaluate_char_lm → textgen_metrics (val nats/char, bits/char)
           model → sample_text → textgen_samples (greedy + temperature samples, markdown)
           history → plot_learning_curves
+          (model, metrics) → register_textgen_model → the pyfunc model in the MLflow run, registered as `textgen`
+          (champion or challenger by textgen.serving); writes no file
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lstm_lab.data.chars import CharVocab, check_ids, split_point
+from lstm_lab.data.chars import CharVocab, check_corpus, check_ids, split_point
 from lstm_lab.errors import LstmLabError
 from lstm_lab.training.textgen.params import TextgenParams
 from lstm_lab.training.textgen.task import TASK
@@ -44,6 +46,7 @@ def load_corpus(source, p: TextgenParams) -> str:
         text = text[: p.data.max_chars]
     if not text:
         raise LstmLabError(f"{source.path}: the corpus is empty")
+    check_corpus(text, str(source.path))
     log.info("corpus %s: %d characters", source.path, len(text))
     return text
 
@@ -155,3 +158,11 @@ def plot_learning_curves(history: pd.DataFrame):
 
     return plots.learning_curves(history, "textgen: cross-entropy per character", {"loss": "nats / character"},
                                  log_scale=False)
+
+
+def log_serving_model(checkpoint: dict[str, Any], metrics: dict[str, Any], p: TextgenParams) -> None:
+    """The pyfunc model (prompts → generated text, vocabulary bundled) logged into the active MLflow run and
+    registered by the champion/challenger rule."""
+    from lstm_lab.serving.registry import publish
+
+    publish("textgen", p, checkpoint, metrics)

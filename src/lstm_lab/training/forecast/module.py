@@ -37,6 +37,16 @@ class ForecastDataModule(pl.LightningDataModule):
         }
         self.lookback, self.horizon, self.stride = lookback, horizon, stride
         self.batch_size, self.seed = batch_size, seed
+        self._generators: dict[str, torch.Generator] | None = None
+
+    @property
+    def generators(self) -> dict[str, torch.Generator]:
+        """The training order's generator, seeded: the same order on every run. One per DataModule, so that a
+        resumed fit can restore its state (training/resume.py); created on first use, in the process that
+        trains, since a torch.Generator cannot be sent to a ddp_spawn rank."""
+        if self._generators is None:
+            self._generators = {"shuffle": torch.Generator().manual_seed(self.seed)}
+        return self._generators
 
     def dataset(self, split: str) -> WindowDataset:
         # Training windows use the configured stride; evaluation always scores every window (stride 1).
@@ -45,13 +55,12 @@ class ForecastDataModule(pl.LightningDataModule):
         return WindowDataset(self.inputs, self.targets, starts, self.lookback, self.horizon)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        generator = torch.Generator().manual_seed(self.seed)  # same shuffling order on every run
         return DataLoader(
             self.dataset(split),
             batch_size=self.batch_size,
             shuffle=shuffle,
             collate_fn=already_batched,
-            generator=generator if shuffle else None,
+            generator=self.generators["shuffle"] if shuffle else None,
         )
 
     def train_dataloader(self) -> DataLoader:

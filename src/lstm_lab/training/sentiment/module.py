@@ -57,11 +57,12 @@ class BucketBatchSampler(BatchSampler):
     """Batches of similar-length indices drawn from ``sampler`` (see the module docstring)."""
 
     def __init__(self, sampler: Sampler[int], batch_size: int, drop_last: bool = False, *,
-                 lengths: np.ndarray | torch.Tensor, pool: int = 50, shuffle: bool = True, seed: int = 0):
+                 lengths: np.ndarray | torch.Tensor, pool: int = 50, shuffle: bool = True, seed: int = 0,
+                 generator: torch.Generator | None = None):
         super().__init__(sampler, batch_size, drop_last)
         self.lengths = np.asarray(lengths)
         self.pool, self.shuffle = pool, shuffle
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = generator if generator is not None else torch.Generator().manual_seed(seed)
 
     def _pool_size(self, n: int) -> int:
         return self.batch_size * self.pool if self.shuffle else max(n, 1)  # evaluation: one pool, all sorted
@@ -98,16 +99,28 @@ class SentimentDataModule(pl.LightningDataModule):
             for split in ("train", "val", "test")
             if f"{split}_ids" in data
         }
+        self._generators: dict[str, torch.Generator] | None = None
+
+    @property
+    def generators(self) -> dict[str, torch.Generator]:
+        """The training order's generators (sampler, batch shuffling), seeded. One pair per DataModule, so that
+        a resumed fit can restore their state (training/resume.py); created on first use, in the process that
+        trains, since a torch.Generator cannot be sent to a ddp_spawn rank."""
+        if self._generators is None:
+            self._generators = {"sampler": torch.Generator().manual_seed(self.seed),
+                                "buckets": torch.Generator().manual_seed(self.seed)}
+        return self._generators
 
     def _loader(self, split: str) -> DataLoader:
         dataset = self.sets[split]
         train = split == "train"
         if train:
-            sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(self.seed))
+            sampler = RandomSampler(dataset, generator=self.generators["sampler"])
         else:
             sampler = SequentialSampler(dataset)
         batches = BucketBatchSampler(sampler, self.batch_size if train else self.eval_batch_size, False,
-                                     lengths=dataset.lengths.numpy(), shuffle=train, seed=self.seed)
+                                     lengths=dataset.lengths.numpy(), shuffle=train, seed=self.seed,
+                                     generator=self.generators["buckets"] if train else None)
         return DataLoader(dataset, batch_sampler=batches, collate_fn=_batch)
 
     def train_dataloader(self) -> DataLoader:
