@@ -26,11 +26,11 @@ def test_pipeline_on_an_in_memory_catalog():
                         "co2": 300 + 0.05 * t + np.sin(2 * np.pi * t / 7)})
     params = typed_params("forecast", {**TINY_FORECAST["forecast"], "evaluation": {"seasonal_period": 7}})
     catalog = DataCatalog({"forecast_raw": MemoryDataset(raw), "params:forecast": MemoryDataset(params)})
-    out = SequentialRunner().run(create_pipeline(), catalog)
+    out = SequentialRunner().run(create_pipeline().to_outputs("forecast_metrics", "forecast_plot"), catalog)
     metrics = out["forecast_metrics"].load()  # the runner hands back the outputs no node consumes
     assert set(metrics) == {"lstm", "naive", "seasonal_naive"}
     assert metrics["seasonal_naive"]["mse"] < metrics["naive"]["mse"]  # a weekly cycle: the seasonal baseline wins
-    assert set(out) == {"forecast_metrics", "forecast_learning_curves", "forecast_plot"}
+    assert set(out) == {"forecast_metrics", "forecast_history", "forecast_plot"}
 
 
 def run_forecast(root, **kw):
@@ -61,7 +61,8 @@ def test_pipeline_outputs_and_mlflow_run(tiny_project):
     assert experiment.artifact_location.startswith((tiny_project / "mlartifacts").as_uri())
     (run,) = client.search_runs([experiment.experiment_id])
     assert run.info.status == "FINISHED"
-    assert run.info.run_name == "forecast L=16 H=4 lstm[8] lr=0.002"
+    # What tells runs apart: the task's summary, then what differs from conf/base (the tiny test settings).
+    assert run.info.run_name == "forecast L=16 H=4 lstm[8] lr=0.002 max_epochs=2 batch_size=128 early_stopping_patience=2"
     assert run.data.params["window.lookback"] == "16"
     assert run.data.params["model.hidden_sizes"] == "[8]"
     assert run.data.params["training.max_epochs"] == "2"

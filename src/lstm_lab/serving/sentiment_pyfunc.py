@@ -21,10 +21,7 @@ name at the training threshold). A missing or blank text is an error naming its 
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +33,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.types import ColSpec, Schema
+
+from lstm_lab.serving.packaging import load_state_dict, log_packaged, packaged, save_packaged
 
 TEXT_COLUMN = "text"
 INPUT_EXAMPLE = ["A gorgeous, witty and moving film.", "Dull, lifeless and far too long."]
@@ -75,15 +74,13 @@ class SentimentPyfunc(mlflow.pyfunc.PythonModel):
     """Stateless until ``load_context`` reads the bundled tokenizer, config and weights."""
 
     def load_context(self, context) -> None:
-        import torch
-
         from lstm_lab.data.text import Tokenizer
         from lstm_lab.models.classifier import SentimentClassifier
 
         meta = json.loads(Path(context.artifacts["classifier"]).read_text(encoding="utf-8"))
         self.tokenizer = Tokenizer.load(context.artifacts["tokenizer"])
         self.net = SentimentClassifier(**meta["classifier"])
-        state = torch.load(context.artifacts["weights"], map_location="cpu", weights_only=True)
+        state = load_state_dict(context.artifacts["weights"])
         self.net.load_state_dict(state)
         self.net.eval()
         self.class_names = list(meta["class_names"])
@@ -126,62 +123,20 @@ def write_artifacts(directory: Path, checkpoint: Mapping[str, Any], tokenizer: M
     return {name: str(path) for name, path in paths.items()}
 
 
-def pip_requirements() -> list[str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = []
-    for package in ("mlflow", "torch", "numpy", "pandas", "pydantic"):
-        try:
-            out.append(f"{package}=={version(package)}")
-        except PackageNotFoundError:  # pragma: no cover - all are dependencies
-            out.append(package)
-    return out
-
-
-# Models from code (MLflow's recommended form): the model directory holds this three-line script instead of a
-# pickled object; loading runs it, and it hands MLflow a fresh SentimentPyfunc.
-MODEL_CODE = (
-    "from mlflow.models import set_model\n"
-    "from lstm_lab.serving.sentiment_pyfunc import SentimentPyfunc\n"
-    "set_model(SentimentPyfunc())\n"
-)
-
-
-@contextlib.contextmanager
-def _packaging(checkpoint, tokenizer, class_names, threshold, batch_size):
-    """Scratch directory with the artifacts and the model code; MLflow's chatter kept out of pipeline logs."""
-    with tempfile.TemporaryDirectory(prefix="lstm_lab_pyfunc_") as scratch:
-        previous = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
-        os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
-        try:
-            artifacts = write_artifacts(Path(scratch) / "artifacts", checkpoint, tokenizer, class_names, threshold,
-                                        batch_size)
-            code = Path(scratch) / "sentiment_model.py"
-            code.write_text(MODEL_CODE, encoding="utf-8")
-            yield {
-                "python_model": str(code),
-                "artifacts": artifacts,
-                "signature": SIGNATURE,
-                "input_example": pd.DataFrame({TEXT_COLUMN: INPUT_EXAMPLE}),
-                "pip_requirements": pip_requirements(),
-            }
-        finally:
-            if previous is None:
-                os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
-            else:
-                os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = previous
+def _package(checkpoint, tokenizer, class_names, threshold, batch_size):
+    """Models from code (``serving.packaging``): the artifacts above and a script importing SentimentPyfunc."""
+    return packaged(__name__, "SentimentPyfunc",
+                    lambda folder: write_artifacts(folder, checkpoint, tokenizer, class_names, threshold, batch_size),
+                    signature=SIGNATURE, input_example=pd.DataFrame({TEXT_COLUMN: INPUT_EXAMPLE}))
 
 
 def log_model(name: str, checkpoint: Mapping[str, Any], tokenizer: Mapping[str, Any],
               class_names: Sequence[str], threshold: float = 0.5, batch_size: int = 512):
     """Log the pyfunc model into the active MLflow run; returns MLflow's ``ModelInfo``."""
-    with _packaging(checkpoint, tokenizer, class_names, threshold, batch_size) as kwargs:
-        return mlflow.pyfunc.log_model(name=name, **kwargs)
+    return log_packaged(name, _package(checkpoint, tokenizer, class_names, threshold, batch_size))
 
 
 def save_model(path: str | Path, checkpoint: Mapping[str, Any], tokenizer: Mapping[str, Any],
                class_names: Sequence[str], threshold: float = 0.5, batch_size: int = 512) -> Path:
     """The same pyfunc model written to a local directory (no tracking server needed)."""
-    with _packaging(checkpoint, tokenizer, class_names, threshold, batch_size) as kwargs:
-        mlflow.pyfunc.save_model(path=str(path), **kwargs)
-    return Path(path)
+    return save_packaged(path, _package(checkpoint, tokenizer, class_names, threshold, batch_size))

@@ -5,6 +5,8 @@ prepare:  forecast_raw → clean_series → forecast_clean → split_series → 
 train:    (clean, split, scaler) → training_data → forecast_training_data (memory)
           → train_forecaster → forecast_model (best checkpoint), forecast_history
 evaluate: (model, clean, split, scaler) → evaluate_forecaster → forecast_metrics, forecast_predictions → plots
+          (model, metrics, clean) → register_forecast_model → the pyfunc model in the MLflow run, registered as
+          `forecast` (champion or challenger by forecast.serving); writes no file
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from typing import Any
 import pandas as pd
 
 from lstm_lab.data.timeseries import StandardScaler, clean_series, scaled_inputs, split_bounds
-from lstm_lab.data.windowing import check_enough_windows
 from lstm_lab.training.forecast.params import ForecastParams
 from lstm_lab.training.forecast.task import TASK
 
@@ -37,6 +38,8 @@ def clean(raw: pd.DataFrame, p: ForecastParams) -> pd.DataFrame:
 
 
 def split_series(clean_frame: pd.DataFrame, p: ForecastParams) -> dict[str, int]:
+    from lstm_lab.data.windowing import check_enough_windows  # torch: imported when a node runs, not at start-up
+
     index = pd.DatetimeIndex(clean_frame[p.data.time_column])
     bounds = split_bounds(index, fractions=p.split.fractions, rows=p.split.rows, times=p.split.times)
     for split in ("train", "val", "test"):
@@ -90,3 +93,12 @@ def plot_forecast(predictions: pd.DataFrame, p: ForecastParams):
     from lstm_lab.evaluation import plots
 
     return plots.forecast_vs_actual(predictions, p.data.target_columns[0], p.window.horizon)
+
+
+def log_serving_model(checkpoint: dict[str, Any], metrics: dict[str, Any], clean_frame: pd.DataFrame,
+                      p: ForecastParams) -> None:
+    """The pyfunc model (recent history → the next H steps) logged into the active MLflow run and registered by
+    the champion/challenger rule. No output: nothing here may change a DVC-tracked file."""
+    from lstm_lab.serving.registry import publish
+
+    publish("forecast", p, checkpoint, metrics, history=clean_frame)

@@ -39,5 +39,8 @@ def create_pipeline(**kwargs) -> Pipeline:
                  name="plot_learning_curves", tags=["evaluate"]),
             node(nodes.plot_forecast, ["forecast_predictions", "params:forecast"], "forecast_plot",
                  name="plot_forecast", tags=["evaluate"]),
+            # Named to sort after plot_forecast in its group: the sequential runner publishes the model last.
+            node(nodes.log_serving_model, ["forecast_model", "forecast_metrics", "forecast_clean", "params:forecast"],
+                 None, name="register_forecast_model", tags=["evaluate"]),
         ]
     )

@@ -6,7 +6,8 @@ prepare:  sentiment_raw ({role: frame}; missing files fetched only if data.downl
           (corpus, tokenizer) → describe_text → sentiment_text_stats (vocabulary, OOV rate, length percentiles)
 train:    (corpus, tokenizer) → train_classifier → sentiment_model (best checkpoint), sentiment_history
 evaluate: (model, corpus, tokenizer) → evaluate_classifier → sentiment_metrics, sentiment_predictions → plots;
-          (model, tokenizer) → log_serving_model → the pyfunc model in the MLflow run, sentiment_model_info
+          (model, tokenizer, metrics) → log_serving_model → the pyfunc model in the MLflow run, registered as
+          `sentiment` (champion or challenger by sentiment.serving), sentiment_model_info
 
 Bad rows (``sentiment.data.on_bad_rows``): ``error`` (default) stops at the first empty or missing text, missing
 label or label outside ``sentiment.data.labels``, naming the file and line, before anything is written;
@@ -162,21 +163,10 @@ def plot_confusion_matrix(metrics: dict[str, Any], p: SentimentParams):
                                       f"test: accuracy {metrics['accuracy']:.3f}, F1 {metrics['f1']:.3f}")
 
 
-def log_serving_model(checkpoint: dict[str, Any], tokenizer: dict[str, Any], p: SentimentParams
-                      ) -> dict[str, Any]:
-    """The pyfunc model (raw strings → probabilities, tokenizer bundled) logged into the active MLflow run."""
-    import mlflow
+def log_serving_model(checkpoint: dict[str, Any], tokenizer: dict[str, Any], p: SentimentParams,
+                      metrics: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The pyfunc model (raw strings → probabilities, tokenizer bundled) logged into the active MLflow run and,
+    scored by ``metrics`` (the test scores), registered by the champion/challenger rule (sentiment.serving)."""
+    from lstm_lab.serving.registry import publish
 
-    run = mlflow.active_run()
-    if not p.serving.log_model or run is None:
-        reason = "sentiment.serving.log_model is false" if not p.serving.log_model else "no active MLflow run"
-        log.info("pyfunc model not logged: %s", reason)
-        return {"logged": False, "reason": reason}
-    from lstm_lab.serving.sentiment_pyfunc import log_model
-
-    info = log_model(p.serving.name, checkpoint, tokenizer, p.data.class_names, p.evaluation.threshold,
-                     p.evaluation.batch_size)
-    uri = f"runs:/{run.info.run_id}/{p.serving.name}"
-    log.info("pyfunc model logged: %s (%s)", uri, info.model_uri)
-    return {"logged": True, "run_id": run.info.run_id, "model_uri": uri, "logged_model_uri": info.model_uri,
-            "name": p.serving.name}
+    return publish("sentiment", p, checkpoint, metrics, tokenizer=tokenizer)

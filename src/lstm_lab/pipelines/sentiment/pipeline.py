@@ -25,7 +25,8 @@ def create_pipeline(**kwargs) -> Pipeline:
                  name="plot_sentiment_learning_curves", tags=["evaluate"]),
             node(nodes.plot_confusion_matrix, ["sentiment_metrics", "params:sentiment"],
                  "sentiment_confusion_matrix", name="plot_confusion_matrix", tags=["evaluate"]),
-            node(nodes.log_serving_model, ["sentiment_model", "sentiment_tokenizer", "params:sentiment"],
+            node(nodes.log_serving_model,
+                 ["sentiment_model", "sentiment_tokenizer", "params:sentiment", "sentiment_metrics"],
                  "sentiment_model_info", name="log_serving_model", tags=["evaluate"]),
         ]
     )

@@ -29,5 +29,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                  tags=["evaluate"]),
             node(nodes.plot_learning_curves, "textgen_history", "textgen_learning_curves",
                  name="plot_textgen_learning_curves", tags=["evaluate"]),
+            node(nodes.log_serving_model, ["textgen_model", "textgen_metrics", "params:textgen"], None,
+                 name="register_textgen_model", tags=["evaluate"]),
         ]
     )

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import ClassVar, Literal
+
 from pydantic import Field, model_validator
 
 from lstm_lab.models.spec import ModelSpec
 from lstm_lab.schema import StrictModel
+from lstm_lab.serving.config import ServingParams as BaseServingParams
 from lstm_lab.training.config import TrainingConfig
 
 
@@ -52,6 +55,17 @@ class EvaluationParams(StrictModel):
     seasonal_period: int = Field(1, ge=1)  # for the seasonal-naive baseline and MASE
 
 
+class ServingParams(BaseServingParams):
+    """The pyfunc model logged and registered after evaluation (lstm_lab.serving.registry)."""
+
+    name: str = Field("forecast_model", min_length=1)
+    registered_model: str = Field("forecast", min_length=1)
+    metric: str = "lstm.mse"  # a key of forecast_metrics.json: the LSTM's test MSE
+    mode: Literal["min", "max"] = "min"
+
+    metrics: ClassVar[tuple[str, ...]] = tuple(f"lstm.{m}" for m in ("mse", "mae", "mase", "mse_scaled", "mae_scaled"))
+
+
 class ForecastParams(StrictModel):
     data: DataParams
     split: SplitParams
@@ -60,3 +74,4 @@ class ForecastParams(StrictModel):
     model: ModelSpec = Field(default_factory=ModelSpec)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     evaluation: EvaluationParams = Field(default_factory=EvaluationParams)
+    serving: ServingParams = Field(default_factory=ServingParams)

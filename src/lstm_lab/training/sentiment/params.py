@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from lstm_lab.data.corpus import label_key
 from lstm_lab.models.spec import ModelSpec
 from lstm_lab.schema import StrictModel
+from lstm_lab.serving.config import ServingParams as BaseServingParams
 from lstm_lab.training.config import TrainingConfig
 
 
@@ -76,9 +77,16 @@ class EvaluationParams(StrictModel):
     batch_size: int = Field(512, ge=1)
 
 
-class ServingParams(StrictModel):
-    log_model: bool = True  # log the pyfunc model (tokenizer bundled) into the run
+class ServingParams(BaseServingParams):
+    """The pyfunc model (tokenizer bundled) logged and registered after evaluation (lstm_lab.serving.registry)."""
+
     name: str = Field("sentiment_model", min_length=1)  # runs:/<run id>/<name>
+    registered_model: str = Field("sentiment", min_length=1)
+    metric: str = "accuracy"  # a key of sentiment_metrics.json (test split)
+    mode: Literal["min", "max"] = "max"
+
+    metrics: ClassVar[tuple[str, ...]] = ("accuracy", "f1", "f1_macro", "roc_auc", "precision", "recall", "log_loss",
+                                          "brier")
 
 
 class SentimentParams(StrictModel):

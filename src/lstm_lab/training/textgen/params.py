@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
 from lstm_lab.models.spec import ModelSpec
 from lstm_lab.schema import StrictModel
+from lstm_lab.serving.config import ServingParams as BaseServingParams
 from lstm_lab.training.config import TrainingConfig
 
 # Karpathy's char-rnn corpus, byte-for-byte (1,115,394 characters); fetched only with data.download: true.
@@ -58,6 +60,17 @@ class SamplingParams(StrictModel):
         return self
 
 
+class ServingParams(BaseServingParams):
+    """The pyfunc model logged and registered after evaluation (lstm_lab.serving.registry)."""
+
+    name: str = Field("textgen_model", min_length=1)
+    registered_model: str = Field("textgen", min_length=1)
+    metric: str = "val_loss_nats"  # a key of textgen_metrics.json
+    mode: Literal["min", "max"] = "min"
+
+    metrics: ClassVar[tuple[str, ...]] = ("val_loss_nats", "val_bits_per_char")
+
+
 class TextgenParams(StrictModel):
     data: DataParams = Field(default_factory=DataParams)
     split: SplitParams = Field(default_factory=SplitParams)
@@ -66,6 +79,7 @@ class TextgenParams(StrictModel):
     model: ModelSpec = Field(default_factory=ModelSpec)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     sampling: SamplingParams = Field(default_factory=SamplingParams)
+    serving: ServingParams = Field(default_factory=ServingParams)
 
     @model_validator(mode="after")
     def _language_model(self) -> TextgenParams:
