@@ -16,7 +16,7 @@ export RAY_USAGE_STATS_ENABLED := 0
 export DVC_NO_ANALYTICS := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test test-fast install lock ui clean-venv
+.PHONY: run test test-fast install lock ui exps clean-venv
 .DEFAULT_GOAL := run
 
 $(STAMP): requirements.lock pyproject.toml
@@ -36,6 +36,12 @@ test: $(STAMP)
 # Unit tests and in-memory pipeline tests only (no `kedro run` subprocesses, no DVC clones, no Ray sweeps).
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# DVC experiments side by side: only the parameters that differ between them and the LSTM's test scores
+# (`dvc exp show` alone prints every parameter, dependency hash and baseline score: hundreds of columns).
+EXPS_DROP := /|State|Executor|_scaled|^(naive|seasonal_naive)\.|^Created
+exps:
+	$(BIN)/dvc exp show --no-pager --md --only-changed --drop '$(EXPS_DROP)' --precision 4 $(EXPS_ARGS)
 
 ui: $(STAMP)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000

@@ -124,3 +124,18 @@ def test_sst2_tokenises_in_seconds():
     assert len(tok) == 10_000 and ids.shape == (67_349, 200)
     assert int(lengths.max()) <= 200 and (lengths > 0).all()
     assert cpu < 10  # about 2 s of CPU (CPU time, not wall: the test machine may be shared)
+
+
+def test_one_file_per_class_corpus(tmp_path):
+    """Pang & Lee's sentence polarity layout: rt-polarity.pos / .neg, one sentence per line, no label column."""
+    from lstm_lab.datasets import LabelledTextDataset
+
+    (tmp_path / "rt.pos").write_text("a gorgeous film\n\nwitty and warm\n", encoding="latin-1")
+    (tmp_path / "rt.neg").write_text("dull\n", encoding="latin-1")
+    data = LabelledTextDataset(classes={"pos": str(tmp_path / "rt.pos"), "neg": str(tmp_path / "rt.neg")},
+                               encoding="latin-1").load()
+    frame = data["all"]
+    assert list(data) == ["all"]
+    assert frame[["sentence", "label"]].values.tolist() == [["a gorgeous film", "pos"], ["witty and warm", "pos"],
+                                                             ["dull", "neg"]]
+    assert frame["__line__"].tolist() == [1, 3, 1]  # the blank line is skipped, line numbers stay true

@@ -120,9 +120,18 @@ def test_push_to_a_local_remote_then_pull_in_another_clone(clone, tmp_path):
 
 
 def test_exp_run_with_set_param_and_exp_show(clone):
+    """The README's flow: ``--temp`` runs the experiment outside the workspace, so the workspace parameters (and
+    the next ``make run``) stay as they were; ``make exps`` shows only what differs, each list once."""
+    params_file = clone / "conf/base/parameters_forecast.yml"
+    before = params_file.read_bytes()
     key = "conf/base/parameters_forecast.yml:forecast.training.learning_rate=0.01"
-    out = dvc(clone, "exp", "run", "-S", key)
+    out = dvc(clone, "exp", "run", "--temp", "-S", key)
     assert "Running stage 'forecast_train_evaluate'" in out and "Running stage 'forecast_prepare'" not in out
+    assert params_file.read_bytes() == before
+    table = run(clone, "make", "--no-print-directory", "exps", f"BIN={BIN}").stdout
+    header = next(line for line in table.splitlines() if "Experiment" in line)
+    assert "forecast.training.learning_rate" in header and "lstm.mse" in header
+    assert "naive" not in header and "src/" not in header and "hidden_sizes" not in header  # unchanged: hidden
     table = json_out(dvc(clone, "exp", "show", "--json"))
     found = []
     for commit in table:

@@ -340,3 +340,27 @@ def test_the_same_factory_sweeps_textgen(tmp_path):
     assert table["val_loss"].between(0, 10).all()  # nats per character
     best = yaml.safe_load((root / "data/08_reporting/tune_textgen_best_params.yml").read_text())
     assert set(best) == {"textgen"} and best["textgen"]["model"]["hidden_sizes"][0] in (16, 24)
+
+
+def test_space_entries_can_be_changed_from_the_command_line():
+    """``--params=tune_forecast.space.model/hidden_sizes.high=64``: Kedro splits keys on dots, so the command
+    line spells the path with a slash; it is merged into the YAML's dotted entry."""
+    from omegaconf import OmegaConf
+
+    from tests.conftest import deep_merge, raw_params
+
+    cli = OmegaConf.to_container(OmegaConf.from_dotlist(["tune_forecast.space.model/hidden_sizes.high=64"]))
+    tuning = validate("tune_forecast", deep_merge(raw_params("tune_forecast"), cli["tune_forecast"]))
+    entry = tuning.space["model.hidden_sizes"]
+    assert (entry.type, entry.low, entry.high) == ("qrandint", 32, 64)
+    assert "model/hidden_sizes" not in tuning.space
+
+
+def test_scalar_choices_are_sampled_as_values_so_ray_shows_them():
+    space = SearchSpace(dims={"training.optimizer": {"type": "choice", "values": ["adam", "rmsprop"]},
+                              "model.num_layers": {"type": "grid", "values": [1, 2]}})
+    tuned = space.to_tune()
+    assert sorted(tuned["training.optimizer"].categories) == ["adam", "rmsprop"]
+    assert tuned["model.num_layers"] == {"grid_search": [1, 2]}
+    assert space.decode({"training.optimizer": "rmsprop", "model.num_layers": 2}) == {
+        "training.optimizer": "rmsprop", "model.num_layers": 2}

@@ -26,6 +26,10 @@ class LabelledTextDataset(AbstractDataset):
     that later checks can name the offending line.
 
     - ``files``: ``{role: path or [paths]}``; ``filepath: one.csv`` is short for ``files: {all: one.csv}``.
+    - ``classes``: ``{label: path or [paths]}`` instead, for corpora with one plain-text file per class and one
+      text per line (Pang & Lee's ``rt-polarity.pos`` / ``.neg``): every non-blank line becomes a row of the
+      ``all`` role whose label is the key (``sentiment.data.labels`` maps it, e.g. ``{neg: 0, pos: 1}``).
+      The columns are named by ``columns`` (default ``[sentence, label]``).
     - ``format``: ``auto`` (by suffix: .tsv/.txt → tsv, .csv → csv, .parquet/.pq → parquet) | tsv | csv | parquet.
       TSV has no quoting (SST-2, UCI): a line splits on tabs into exactly as many fields as there are columns.
     - ``header``: true (first line names the columns) | false (``columns`` names them, e.g. [sentence, label]).
@@ -44,6 +48,7 @@ class LabelledTextDataset(AbstractDataset):
         self,
         files: dict[str, str | list[str]] | None = None,
         filepath: str | None = None,
+        classes: dict[str, str | list[str]] | None = None,
         format: str = "auto",  # noqa: A002 - the catalog key users write
         header: bool = True,
         columns: list[str] | None = None,
@@ -51,8 +56,21 @@ class LabelledTextDataset(AbstractDataset):
         download: dict[str, Any] | list[dict[str, Any]] | None = None,
         metadata: dict[str, Any] | None = None,
     ):
-        if (files is None) == (filepath is None):
-            raise DatasetError("LabelledTextDataset: give exactly one of 'files' ({role: path}) or 'filepath'")
+        if sum(x is not None for x in (files, filepath, classes)) != 1:
+            raise DatasetError("LabelledTextDataset: give exactly one of 'files' ({role: path}), 'filepath' or "
+                               "'classes' ({label: path})")
+        self._classes: dict[Path, str] = {}  # file → its label, for one-file-per-class corpora
+        if classes is not None:
+            if not isinstance(classes, dict) or len(classes) < 2:
+                raise DatasetError(f"LabelledTextDataset: 'classes' must map at least two labels to files, got "
+                                   f"{classes!r}")
+            self._classes = {Path(p): str(label) for label, paths in classes.items()
+                             for p in (paths if isinstance(paths, (list, tuple)) else [paths])}
+            files = {"all": list(map(str, self._classes))}
+            header, columns = False, columns or ["sentence", "label"]
+            if len(columns) != 2:
+                raise DatasetError(f"LabelledTextDataset: with 'classes', 'columns' names the text and the label "
+                                   f"column, got {columns}")
         files = {"all": filepath} if filepath is not None else files
         if not isinstance(files, dict) or not files:
             raise DatasetError(f"LabelledTextDataset: 'files' must map roles {self.ROLES} to paths, got {files!r}")
@@ -109,6 +127,8 @@ class LabelledTextDataset(AbstractDataset):
         return kind
 
     def _read(self, path: Path) -> pd.DataFrame:
+        if path in self._classes:
+            return self._read_class_file(path)
         kind = self._kind(path)
         if kind == "parquet":
             try:
@@ -134,6 +154,18 @@ class LabelledTextDataset(AbstractDataset):
         frame = frame.reset_index(drop=True)
         frame["__source__"] = str(path)
         frame["__line__"] = lines
+        return frame
+
+    def _read_class_file(self, path: Path) -> pd.DataFrame:
+        """One text per non-blank line, every row labelled with the file's class."""
+        lines = [(number, line.rstrip("\r")) for number, line in enumerate(self._decode(path).split("\n"), start=1)
+                 if line.strip()]
+        if not lines:
+            raise DatasetError(f"{path}: no data rows")
+        text, label = self._columns
+        frame = pd.DataFrame({text: [line for _, line in lines], label: self._classes[path]})
+        frame["__source__"] = str(path)
+        frame["__line__"] = [number for number, _ in lines]
         return frame
 
     def _decode(self, path: Path) -> str:

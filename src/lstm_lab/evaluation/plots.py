@@ -6,6 +6,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -23,6 +24,7 @@ def learning_curves(history: pd.DataFrame, title: str = "learning curves",
             if column in history:
                 ax.plot(epochs, history[column], marker="o", markersize=3, label=column)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.set_ylabel(label)
         if log_scale:
             ax.set_yscale("log")
@@ -41,7 +43,9 @@ def forecast_vs_actual(predictions: pd.DataFrame, target: str, horizon: int):
     fig, ax = plt.subplots(figsize=(10, 4.5))
     rows = predictions[predictions["target"] == target]
     rows = rows.assign(time=pd.to_datetime(rows["time"]))  # read back from CSV as text
-    actual = rows[rows["step"] == 1].set_index("time")["actual"]
+    # Every test time that some window forecasts, not only the 1-step rows: those stop H-1 steps before the
+    # end of the split, and the H-step forecast would run past the actual line.
+    actual = rows.groupby("time")["actual"].first().sort_index()
     ax.plot(actual.index, actual.values, color="black", linewidth=1.2, label="actual")
     for step, style in ((1, "-"), (horizon, "--")):
         at = rows[rows["step"] == step].set_index("time")
@@ -62,27 +66,34 @@ def sweep_importance(table: pd.DataFrame, parameters: list[str], metric: str = "
     for numbers, the between-group share (eta squared) for categories. Crude on a few trials, but it orders the
     panels so the first one is where the sweep found a difference.
     """
-    import numpy as np
-
     done = table[np.isfinite(pd.to_numeric(table[metric], errors="coerce"))]
     scored = []
     for name in parameters:
         column = done[name]
         numeric = pd.to_numeric(column, errors="coerce")
+        groups = done.groupby(column.astype(str))[metric]
+        total = float(((done[metric] - done[metric].mean()) ** 2).sum())
+        between = float((groups.count() * (groups.mean() - done[metric].mean()) ** 2).sum())
+        eta2 = between / total if total > 0 else 0.0
         if numeric.notna().all() and numeric.nunique() > 2:
             rho = numeric.rank().corr(done[metric].rank()) if len(done) > 2 else 0.0
             scored.append((0.0 if pd.isna(rho) else float(rho) ** 2, name, True))
-        else:
-            groups = done.groupby(column.astype(str))[metric]
-            total = float(((done[metric] - done[metric].mean()) ** 2).sum())
-            between = float((groups.count() * (groups.mean() - done[metric].mean()) ** 2).sum())
-            scored.append((between / total if total > 0 else 0.0, name, False))
+        else:  # categories, or a number with two values: between-group share (plotted on a number axis if numeric)
+            scored.append((eta2, name, bool(numeric.notna().all())))
     scored.sort(key=lambda item: -item[0])
     chosen = scored[:top] or [(0.0, "(no parameters)", False)]
     fig, axes = plt.subplots(1, len(chosen), figsize=(4 * len(chosen), 3.6), squeeze=False)
     for ax, (importance, name, numeric) in zip(axes[0], chosen, strict=True):
         if name in done:
-            x = pd.to_numeric(done[name]) if numeric else done[name].astype(str)
+            if numeric:
+                x = pd.to_numeric(done[name])
+                if (x > 0).all() and x.max() / x.min() >= 10:  # learning rates and the like
+                    ax.set_xscale("log")
+            else:
+                labels = done[name].map(_label)
+                order = sorted(labels.unique(), key=_sort_key)
+                x = labels.map({label: i for i, label in enumerate(order)})
+                ax.set_xticks(range(len(order)), order)
             ax.scatter(x, done[metric], alpha=0.8)
             best = done[metric].idxmin()
             ax.scatter([x[best]], [done[metric][best]], color="red", marker="*", s=150, label="best")
@@ -94,3 +105,24 @@ def sweep_importance(table: pd.DataFrame, parameters: list[str], metric: str = "
     fig.suptitle(f"{metric} by parameter, {len(done)} finished trial(s) of {len(table)}")
     fig.tight_layout()
     return fig
+
+
+def _label(value) -> str:
+    """A category's tick label: numbers rounded to 3 significant digits, anything else as written."""
+    number = pd.to_numeric(pd.Series([value]), errors="coerce").iloc[0]
+    return f"{number:.3g}" if pd.notna(number) else str(value)
+
+
+def _sort_key(label: str):
+    """Categories in numeric order where they are numbers or lists of numbers (``[64, 64]`` before ``[128]``)."""
+    import json
+
+    try:
+        value = json.loads(label)
+    except (ValueError, TypeError):
+        return (2, label)
+    if isinstance(value, int | float):
+        return (0, [value])
+    if isinstance(value, list) and all(isinstance(v, int | float) for v in value):
+        return (1, [sum(value), *value])
+    return (2, label)

@@ -16,6 +16,20 @@ _FIELDS = {
 }
 
 
+def _slash_paths_merged(space: dict[str, Any]) -> dict[str, Any]:
+    """``model/hidden_sizes`` is another spelling of ``model.hidden_sizes``, for the command line: Kedro splits
+    ``--params`` keys on dots, so ``--params=tune_forecast.space.model/hidden_sizes.high=64`` arrives as the
+    entry ``model/hidden_sizes: {high: 64}``, merged here into the YAML's ``model.hidden_sizes`` entry."""
+    out: dict[str, Any] = {}
+    for key, entry in sorted(space.items(), key=lambda item: "/" in item[0]):  # dotted (YAML) entries first
+        dotted = key.replace("/", ".")
+        if isinstance(entry, dict) and isinstance(out.get(dotted), dict):
+            out[dotted] = {**out[dotted], **entry}
+        else:
+            out[dotted] = entry
+    return out
+
+
 class SchedulerParams(StrictModel):
     type: Literal["asha", "fifo"] = "asha"
     grace_period: int = Field(1, ge=1)  # epochs every trial gets before ASHA may stop it
@@ -63,6 +77,7 @@ class TuneParams(StrictModel):
         """
         if not isinstance(space, dict):
             return space
+        space = _slash_paths_merged(space)
         out = {}
         for key, entry in space.items():
             if entry is None:
