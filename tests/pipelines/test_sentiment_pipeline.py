@@ -41,6 +41,22 @@ def uci_lines(name: str = "yelp", n: int = 1000) -> list[str]:
     return path.read_text(encoding="utf-8").splitlines()[:n]
 
 
+def synthetic_lines(n: int, seed: int = 0) -> list[str]:
+    """UCI-format lines (``sentence<TAB>label``) of made-up sentences: words drawn from a long-tailed vocabulary
+    of 3000 (so the test split has words the training split never saw), about 55 % positive. For the tests of
+    bad rows, splits and tokenisation, which need no real corpus."""
+    rng = np.random.default_rng(seed)
+    words = np.array([f"w{i}" for i in range(3000)])
+    weights = 1.0 / np.arange(1, 3001)
+    weights /= weights.sum()
+    lines = []
+    for _ in range(n):
+        label = int(rng.random() < 0.55)
+        sentence = " ".join(rng.choice(words, size=int(rng.integers(3, 15)), p=weights))
+        lines.append(f"{'great' if label else 'awful'} {sentence}.\t{label}")
+    return lines
+
+
 def tsv_dataset(path: Path, **kw) -> LabelledTextDataset:
     return LabelledTextDataset(filepath=str(path), header=False, columns=["sentence", "label"], **kw)
 
@@ -125,7 +141,7 @@ def test_file_without_the_configured_columns(tmp_path):
 
 
 def test_skip_mode_drops_bad_rows_and_counts_them(tmp_path):
-    good = uci_lines("yelp", 60)
+    good = synthetic_lines(60)
     path = tmp_path / "mixed.txt"
     path.write_text("\n".join([*good, "\t1", "  \t0", "no label\t", "odd label\tmaybe"]) + "\n", encoding="utf-8")
     params = {**PARAMS, "data": {**PARAMS["data"], "on_bad_rows": "skip"}}
@@ -136,7 +152,7 @@ def test_skip_mode_drops_bad_rows_and_counts_them(tmp_path):
 
 
 def test_named_labels_and_a_seeded_stratified_split(tmp_path):
-    lines = uci_lines("amazon_cells", 400)
+    lines = synthetic_lines(400, seed=1)
     path = tmp_path / "named.csv"
     frame = pd.DataFrame([line.split("\t") for line in lines], columns=["text", "y"])
     frame["y"] = frame["y"].map({"0": "neg", "1": "pos"})
@@ -156,7 +172,7 @@ def test_named_labels_and_a_seeded_stratified_split(tmp_path):
 
 def test_tokenizer_node_sees_the_training_split_only(tmp_path):
     path = tmp_path / "r.txt"
-    path.write_text("\n".join(uci_lines("imdb", 200)) + "\n", encoding="utf-8")
+    path.write_text("\n".join(synthetic_lines(200, seed=2)) + "\n", encoding="utf-8")
     corpus, _ = corpus_from(tsv_dataset(path))
     tokenizer = nodes.fit_tokenizer(corpus, typed())
     stats = nodes.describe_text(corpus, tokenizer, typed())

@@ -31,7 +31,6 @@ TINY_TEXTGEN = {
     }
 }
 
-pytestmark = pytest.mark.skipif(not CORPUS.is_file(), reason="../shared/data/tinyshakespeare absent")
 
 
 def new_project(root, text: str | None, params=TINY_TEXTGEN):
@@ -45,7 +44,24 @@ def new_project(root, text: str | None, params=TINY_TEXTGEN):
 
 
 def corpus_head(n: int = N_CHARS) -> str:
+    """The first ``n`` characters of tinyshakespeare: only the trained-model tests need the real corpus."""
+    if not CORPUS.is_file():
+        pytest.skip(f"{CORPUS} absent (../shared/data)")
     return CORPUS.read_text(encoding="utf-8")[:n]
+
+
+def synthetic_text(n: int, seed: int = 0) -> str:
+    """A play-like text made up here (speaker lines, words, punctuation; every character the sampling prompts
+    use), for the tests of bad input and of the pipeline's mechanics, which need no real corpus."""
+    rng = np.random.default_rng(seed)
+    words = ["the", "light", "what", "doth", "thou", "art", "and", "so", "fair", "night", "o", "my", "love", "is",
+             "here", "speak", "again", "sweet", "good", "morrow"]
+    parts = []
+    while sum(map(len, parts)) < n:
+        speaker = rng.choice(["ROMEO", "JULIET", "NURSE", "FRIAR"])
+        line = " ".join(rng.choice(words, size=int(rng.integers(4, 10)))).capitalize()
+        parts.append(f"{speaker}:\n{line}{rng.choice(['.', ',', '!', '?'])}\n\n")
+    return "".join(parts)[:n]
 
 
 @pytest.fixture(scope="module")
@@ -191,11 +207,11 @@ def test_prepare_rejects_bad_corpora(tmp_path):
 
     dest = tmp_path / "raw" / "input.txt"
     source_file = tmp_path / "upstream.txt"
-    source_file.write_text(corpus_head(500), encoding="utf-8")
+    source_file.write_text(synthetic_text(500), encoding="utf-8")
     data = {"download": True, "url": source_file.as_uri(), "sha256": sha256_of(source_file)}
     with_download = typed_params("textgen", deep_merge(TINY_TEXTGEN["textgen"], {"data": data}))
-    assert nodes.load_corpus(TextSource(dest), with_download) == corpus_head(500)
-    assert dest.read_text(encoding="utf-8") == corpus_head(500)
+    assert nodes.load_corpus(TextSource(dest), with_download) == synthetic_text(500)
+    assert dest.read_text(encoding="utf-8") == synthetic_text(500)
     with pytest.raises(LstmLabError, match="does not match the expected 0000"):
         nodes.load_corpus(TextSource(tmp_path / "other.txt"),
                           with_download.model_copy(update={"data": with_download.data.model_copy(update={"sha256": "0" * 64})}))
@@ -253,7 +269,7 @@ def test_kedro_cli_bad_input_then_tagged_runs_then_console_script(tmp_path):
     assert "the training split has 27 characters, fewer than one training window" in line, line
     assert not (root / "data/06_models/textgen_model.ckpt").exists()
 
-    corpus.write_text(corpus_head(6_000), encoding="utf-8")
+    corpus.write_text(synthetic_text(6_000), encoding="utf-8")
     done = kedro(root, "--pipelines=textgen", "--tags=prepare")
     assert done.returncode == 0, done.stderr[-3000:]
     assert (root / "data/05_model_input/textgen_ids.npy").is_file()
