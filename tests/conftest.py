@@ -51,9 +51,28 @@ def write_yaml(path: Path, data) -> None:
     path.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
-def make_project(root: Path, local_params: dict | None = TINY_FORECAST) -> Path:
-    """Copy what a Kedro run needs (pyproject, conf, data layout) into ``root``."""
+_STORE_TEMPLATE: list[Path] = []
+
+
+def store_template() -> Path:
+    """An empty MLflow SQLite store with its schema created, made once per test session (in a subprocess: no MLflow
+    state in this one). Creating the schema takes ~2 s a project; copying it, none."""
+    if not _STORE_TEMPLATE:
+        import tempfile
+
+        path = Path(tempfile.mkdtemp(prefix="lstm_lab_store_")) / "mlflow.db"
+        code = "import sys; from lstm_lab.tracking.store import ensure_store; ensure_store('sqlite:///' + sys.argv[1])"
+        subprocess.run([sys.executable, "-c", code, str(path)], check=True, env=project_env(), capture_output=True)
+        _STORE_TEMPLATE.append(path)
+    return _STORE_TEMPLATE[0]
+
+
+def make_project(root: Path, local_params: dict | None = TINY_FORECAST, fresh_store: bool = False) -> Path:
+    """Copy what a Kedro run needs (pyproject, conf, data layout) into ``root``, with an empty MLflow store
+    (``fresh_store``: none, so the first run creates it, as on a new clone)."""
     root.mkdir(parents=True, exist_ok=True)
+    if not fresh_store:
+        shutil.copy2(store_template(), root / "mlflow.db")
     for name in ("pyproject.toml", ".telemetry"):
         shutil.copy2(REPO / name, root / name)
     shutil.copytree(REPO / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))

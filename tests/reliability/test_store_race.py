@@ -132,7 +132,7 @@ def test_two_kedro_runs_on_a_fresh_project(tmp_path):
     """Two ``kedro run`` started together on a project without mlflow.db both succeed."""
     from tests.conftest import BIN
 
-    root = make_project(tmp_path / "project")
+    root = make_project(tmp_path / "project", fresh_store=True)
     args = [str(BIN / "kedro"), "run", "--pipelines=forecast", "--tags=prepare"]
     procs = [subprocess.Popen(args, cwd=root, env=project_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for _ in range(2)]

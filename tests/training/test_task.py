@@ -28,7 +28,9 @@ from lstm_lab.training.task import Task, find_task, register, task_names
 class ToyParams(StrictModel):
     length: int = Field(8, ge=2)
     model: ModelSpec = Field(default_factory=lambda: ModelSpec(hidden_sizes=[4]))
-    training: TrainingConfig = Field(default_factory=lambda: TrainingConfig(max_epochs=2, batch_size=16))
+    # resume never: the test runs in the repository's folder, where resume would keep checkpoints/ on failure.
+    training: TrainingConfig = Field(default_factory=lambda: TrainingConfig(max_epochs=2, batch_size=16,
+                                                                            resume="never"))
 
 
 class ToyNet(torch.nn.Module):
