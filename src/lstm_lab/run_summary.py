@@ -21,12 +21,18 @@ def score_lines(name: str, scores: Mapping[str, Any]) -> list[str]:
     nested = {k: v for k, v in scores.items() if isinstance(v, Mapping)}
     flat = {k: v for k, v in scores.items() if isinstance(v, numbers.Real) and not isinstance(v, bool)}
     lines = []
-    if nested:
-        columns = [c for c in next(iter(nested.values())) if all(c in row for row in nested.values())][:6]
+    columns = [c for c in next(iter(nested.values())) if all(c in row for row in nested.values())][:6] \
+        if nested else []
+    if columns:  # rows of the same kind (models, splits): a table
         width = max(len(k) for k in nested) + 2
         lines.append(f"  {name}".ljust(width + 2) + "".join(c.rjust(12) for c in columns))
         for row, values in nested.items():
             lines.append(f"    {row}".ljust(width + 2) + "".join(_number(values[c]).rjust(12) for c in columns))
+    elif nested:  # unrelated groups (rows per split, skipped rows per reason): one line each
+        lines.append(f"  {name}:")
+        for row, values in nested.items():
+            shown = [(k, v) for k, v in values.items() if not isinstance(v, Mapping)][:8]
+            lines.append(f"    {row}: " + ", ".join(f"{k} {_number(v)}" for k, v in shown))
     if flat:
         shown = list(flat.items())[:8]
         lines.append(f"  {name}: " + ", ".join(f"{k} {_number(v)}" for k, v in shown))
