@@ -59,7 +59,10 @@ def interrupted_message(exc: RunInterrupted) -> str:
     from lstm_lab.hooks import abort_current_run
 
     reason = f"interrupted by {exc.signal_name}" + (f" ({exc.detail})" if exc.detail else "")
-    aborted = abort_current_run(reason)
+    try:
+        aborted = abort_current_run(reason)
+    except Exception as error:  # noqa: BLE001 - the one line and the exit status must come out regardless
+        return f"{reason}; the MLflow run could not be closed ({type(error).__name__}): the next run marks it KILLED"
     if aborted is None:  # before the pipeline started (or after it ended): nothing to undo
         return f"{reason}; nothing of this run was saved"
     where = f" during node {aborted['node']}" if aborted["node"] else ""

@@ -46,15 +46,16 @@ class MlflowEpochMetrics(pl.Callback):
             self._client.log_batch(self.target.run_id, metrics=metrics)
 
 
-def _forget_inherited_connections() -> None:
+def _forget_inherited_connections(close: bool = False) -> None:
     """In a forked child, drop the database connections pooled by the parent's MLflow store (unused there).
 
     A SQLite/SQL connection must not be shared across fork; SQLAlchemy's advice is ``engine.dispose(close=False)``
-    in the child: the parent's connections stay open for the parent, and the child opens its own.
+    in the child: the parent's connections stay open for the parent, and the child opens its own. ``close``:
+    close them too (this process's own connections, e.g. one an interrupt left inside a transaction).
     """
     try:
         from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
     except ImportError:  # pragma: no cover - no SQL store support installed
         return
     for engine in list(getattr(SqlAlchemyStore, "_engine_map", {}).values()):
-        engine.dispose(close=False)
+        engine.dispose(close=close)

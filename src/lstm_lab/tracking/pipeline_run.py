@@ -111,7 +111,15 @@ class PipelineRun:
         if error is not None:
             text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
             mlflow.set_tag("error", text[:5000])
-        mlflow.end_run(status=status)
+        try:
+            mlflow.end_run(status=status)
+        except mlflow.exceptions.MlflowException:
+            # An interrupt can land inside an SQLite write of this process (an epoch's metrics), leaving its
+            # connection in a transaction that holds the database lock: close the pooled connections, retry.
+            from lstm_lab.tracking.epoch_metrics import _forget_inherited_connections
+
+            _forget_inherited_connections(close=True)
+            mlflow.end_run(status=status)
         if self._user_uri is None:
             os.environ.pop("MLFLOW_TRACKING_URI", None)
         else:
