@@ -20,7 +20,7 @@ from typing import Any
 
 from lstm_lab.tracking.provenance import dvc_lock_digest, git_commit
 from lstm_lab.tracking.stale import TAG, close_stale_runs, process_tag
-from lstm_lab.tracking.store import ensure_experiment, ensure_store, flatten, tracking_uri
+from lstm_lab.tracking.store import ensure_experiment, ensure_store, flatten, log_params, tracking_uri
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +48,7 @@ class PipelineRun:
         flat: dict[str, Any] = {}
         for key, section in config.items():
             flat.update(flatten(section, prefix=key if len(config) > 1 else ""))
-        from lstm_lab.tracking.store import PARAMS_PER_BATCH
-
-        items = list(flat.items())
-        for start in range(0, len(items), PARAMS_PER_BATCH):
-            mlflow.log_params(dict(items[start : start + PARAMS_PER_BATCH]))
+        log_params(mlflow.MlflowClient(), self.run.info.run_id, flat)
         mlflow.log_dict(config, "config/resolved_parameters.yml")
         log.info("MLflow run %s (%s) in experiment %r at %s", self.run.info.run_id, run_name, experiment,
                  mlflow.get_tracking_uri())
