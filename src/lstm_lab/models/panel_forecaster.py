@@ -1,0 +1,154 @@
+"""Global probabilistic forecaster for a panel: one model for many series, quantiles for H steps at once.
+
+Direct multi-horizon in the MQ-RNN spirit (Wen et al. 2017, "A Multi-Horizon Quantile Recurrent Forecaster"):
+
+    x (B, L, C+P) ⊕ observed (B, L, 1) ⊕ id embedding (B, L, E)
+        ── LSTMEncoder ──▶ context (B, D)
+        ── global MLP ──▶ per-horizon contexts (B, H, K)                  one per step ahead
+    [context_h, future_h] (B, H, K + U)
+        ── local MLP (the same weights for every h) ──▶ raw (B, H, C, Q) or (B, H, C, P)
+        ── monotone_quantiles / constrain + distribution_quantiles ──▶ quantiles (B, H, C, Q)
+
+- Static covariates: an optional learned embedding of the series index, concatenated to every input step.
+- Past covariates: the columns of ``x`` after the C targets, over the lookback only.
+- Future-known covariates (calendar features, planned prices…): ``future_h`` reaches exactly the local MLP of
+  step h, so what is known about step h shapes the forecast of step h and of no other.
+- Padding: a ``mask`` (B, L) with False on padded rows zeroes those rows, and a 0/1 "observed" channel tells
+  the LSTM which zeros are padding (always there: a batch without a mask is all ones).
+- Residual (default, as in LSTMForecaster): the targets are seen relative to the last observed value, and the
+  locations (the median, the quantiles, a distribution's loc) are predicted as changes from it. The output layer
+  starts at zero, so the untrained median is exactly the naive forecast. Padding is on the left, so the last
+  lookback row is always real.
+
+Heads: ``distribution=None`` is the quantile head (C × Q outputs per step, non-crossing by construction, trained
+with the pinball loss); "gaussian" / "student_t" is the parametric head (C × P parameters per step, trained with
+the NLL, its quantiles read off the distribution). Either way ``forward`` returns the same quantiles and median,
+and ``loss(out, y)`` picks the right criterion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from lstm_lab.models.encoder import LSTMEncoder, dense_head
+from lstm_lab.models.quantiles import (
+    DISTRIBUTIONS,
+    check_levels,
+    constrain,
+    default_levels,
+    distribution_nll,
+    distribution_quantiles,
+    level_index,
+    monotone_quantiles,
+    pinball_loss,
+)
+from lstm_lab.models.spec import ModelSpec
+
+
+class PanelForecaster(nn.Module):
+    """Global direct multi-horizon forecaster with quantile or distribution outputs; see the module docstring.
+
+    n_inputs: C + P columns of ``x``; n_targets: C (the first columns of ``x``, and those of ``y``);
+    n_future: U columns of ``future``; n_series / id_embedding: series count and embedding width (0 = none);
+    context_size: K per horizon step; local_hidden: hidden width of the local MLP (0 = linear).
+    """
+
+    def __init__(
+        self,
+        n_inputs: int,
+        n_targets: int,
+        horizon: int,
+        spec: ModelSpec,
+        *,
+        n_future: int = 0,
+        n_series: int = 0,
+        id_embedding: int = 0,
+        levels: Sequence[float] = default_levels(),
+        distribution: str | None = None,
+        context_size: int = 16,
+        local_hidden: int = 32,
+        residual: bool = True,
+    ):
+        super().__init__()
+        if not 1 <= n_targets <= n_inputs:
+            raise ValueError(f"n_targets={n_targets}: the targets must be among the {n_inputs} input columns")
+        if id_embedding and n_series < 1:
+            raise ValueError("an id embedding needs n_series >= 1")
+        if distribution is not None and distribution not in DISTRIBUTIONS:
+            raise ValueError(f"distribution {distribution!r}; expected None (quantile head) or one of "
+                             f"{list(DISTRIBUTIONS)}")
+        self.n_targets, self.horizon, self.n_future, self.residual = n_targets, horizon, n_future, residual
+        self.distribution, self.context_size = distribution, context_size
+        self.register_buffer("levels", torch.tensor(check_levels(levels)), persistent=False)  # (Q,)
+        # The median's position: the quantile head's anchor (monotone_quantiles), and what `median` reports.
+        self.median_index = level_index(self.levels, 0.5) if distribution is None else None
+        self.n_outputs = len(self.levels) if distribution is None else DISTRIBUTIONS[distribution]  # Q or P
+
+        self.embedding = nn.Embedding(n_series, id_embedding) if id_embedding else None
+        self.encoder = LSTMEncoder(n_inputs + 1 + id_embedding, spec)  # + 1: the observed channel
+        self.global_mlp = dense_head(spec.output_size, spec.head_hidden_sizes, horizon * context_size,
+                                     spec.head_dropout)
+        hidden = [local_hidden] if local_hidden else []
+        self.local_mlp = dense_head(context_size + n_future, hidden, n_targets * self.n_outputs, spec.head_dropout)
+        if residual:
+            # Start as the naive forecast: every location is a change of exactly zero from the last value.
+            nn.init.zeros_(self.local_mlp[-1].weight)
+            nn.init.zeros_(self.local_mlp[-1].bias)
+
+    def forward(self, batch: dict[str, torch.Tensor], with_quantiles: bool = True) -> dict[str, torch.Tensor]:
+        """batch: x (B, L, C+P), optional future (B, H, U), series (B,), mask (B, L) → dict of
+        quantiles (B, H, C, Q), median (B, H, C) and, for a parametric head, params (B, H, C, P).
+
+        ``with_quantiles=False`` skips reading quantiles off a parametric head (the NLL needs only ``params``,
+        and the Student-t quantiles cost a root search): training steps can pass it. The quantile head
+        ignores it.
+        """
+        x, C, H = batch["x"], self.n_targets, self.horizon
+        B, L, _ = x.shape
+        mask = batch.get("mask")
+        observed = torch.ones(B, L, 1, dtype=x.dtype, device=x.device) if mask is None else \
+            mask[..., None].to(x.dtype)  # (B, L, 1) 1 = real row, 0 = padding
+
+        # --- encoder: the lookback, relative to the last value, padding zeroed ---------------------------------
+        if self.residual:
+            last = x[:, -1:, :C]  # (B, 1, C) last observed targets (padding is on the left)
+            x = torch.cat([x[..., :C] - last, x[..., C:]], dim=-1)  # (B, L, C+P)
+        inputs = [x * observed, observed]  # (B, L, C+P), (B, L, 1)
+        if self.embedding is not None:
+            ids = self.embedding(batch["series"])  # (B, E)
+            inputs.append(ids[:, None, :].expand(B, L, ids.shape[-1]))  # (B, L, E), the same at every step
+        _, context = self.encoder(torch.cat(inputs, dim=-1))  # (B, D)
+
+        # --- decoder: one context per step ahead, then the same local MLP at every step ---------------------
+        contexts = self.global_mlp(context).view(B, H, self.context_size)  # (B, H, K)
+        future = batch.get("future")
+        if self.n_future:
+            if future is None or future.shape[1:] != (H, self.n_future):
+                got = None if future is None else tuple(future.shape)
+                raise ValueError(f"future covariates of shape {got}; expected (B, {H}, {self.n_future})")
+            contexts = torch.cat([contexts, future.to(contexts.dtype)], dim=-1)  # (B, H, K + U)
+        raw = self.local_mlp(contexts).view(B, H, C, self.n_outputs)  # (B, H, C, Q or P)
+
+        # --- outputs: non-crossing quantiles, or a distribution and its quantiles ----------------------------
+        shift = last[..., None] if self.residual else 0.0  # (B, 1, C, 1) back to the input's level
+        if self.distribution is None:
+            quantiles = monotone_quantiles(raw, self.median_index) + shift  # (B, H, C, Q)
+            return {"quantiles": quantiles, "median": quantiles[..., self.median_index]}
+        params = constrain(raw, self.distribution)  # (B, H, C, P) loc, scale (, df)
+        params = torch.cat([params[..., :1] + shift, params[..., 1:]], dim=-1)  # only loc moves with the level
+        out = {"median": params[..., 0], "params": params}  # both distributions are symmetric: median = loc
+        if with_quantiles:
+            out["quantiles"] = distribution_quantiles(params, self.levels, self.distribution)  # (B, H, C, Q)
+        return out
+
+    def loss(self, out: dict[str, torch.Tensor], y: torch.Tensor) -> torch.Tensor:
+        """Training criterion for y (B, H, C): the pinball loss over the levels, or the distribution's NLL."""
+        if self.distribution is None:
+            return pinball_loss(out["quantiles"], y, self.levels)
+        return distribution_nll(out["params"], y, self.distribution)
+
+    def regularization(self) -> torch.Tensor:
+        return self.encoder.regularization()
