@@ -16,7 +16,12 @@ TELEMETRY_OFF = {
     "HF_HUB_OFFLINE": "1",
 }
 
+# Not telemetry, but set at the same moment (before mlflow is imported, which is when it reads it): MLflow
+# configures its own loggers with their own handler at INFO, so conf/logging.yml cannot quieten them; its INFO
+# lines ("Validating input example against model signature") are noise in a run's output.
+QUIET = {"MLFLOW_LOGGING_LEVEL": "WARNING"}
+
 
 def disable_telemetry() -> None:
-    for key, value in TELEMETRY_OFF.items():
+    for key, value in {**TELEMETRY_OFF, **QUIET}.items():
         os.environ.setdefault(key, value)

@@ -1,7 +1,6 @@
 """Kedro project settings."""
 
-from kedro.config import OmegaConfigLoader
-
+from lstm_lab.config_loader import ProjectConfigLoader
 from lstm_lab.context import ProjectContext
 from lstm_lab.hooks import ProjectHooks
 
@@ -10,10 +9,11 @@ HOOKS = (ProjectHooks(),)
 # Parameters validated by the project's schemas (one-line errors, devices checked), once per run.
 CONTEXT_CLASS = ProjectContext
 
-CONFIG_LOADER_CLASS = OmegaConfigLoader
+CONFIG_LOADER_CLASS = ProjectConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
-    # An environment (conf/etth1, conf/local) overrides only the keys it names, deep inside `forecast:`.
+    # An environment (conf/etth1, conf/local) overrides only the keys it names, deep inside `forecast:`, except
+    # the mappings config_loader.REPLACED_MAPPINGS lists (sentiment's label table), which it replaces whole.
     "merge_strategy": {"parameters": "soft"},
 }

@@ -125,8 +125,9 @@ def test_exp_run_with_set_param_and_exp_show(clone):
     params_file = clone / "conf/base/parameters_forecast.yml"
     before = params_file.read_bytes()
     key = "conf/base/parameters_forecast.yml:forecast.training.learning_rate=0.01"
-    out = dvc(clone, "exp", "run", "--temp", "-S", key)
+    out = dvc(clone, "exp", "run", "--temp", "dvc.yaml", "-S", key)
     assert "Running stage 'forecast_train_evaluate'" in out and "Running stage 'forecast_prepare'" not in out
+    assert "No file hash info" not in out  # the other pipelines' never-run outputs are left alone
     assert params_file.read_bytes() == before
     table = run(clone, "make", "--no-print-directory", "exps", f"BIN={BIN}").stdout
     header = next(line for line in table.splitlines() if "Experiment" in line)

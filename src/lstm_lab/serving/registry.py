@@ -17,6 +17,8 @@ shows which runs produced the champion.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import math
 from collections.abc import Mapping
@@ -100,7 +102,10 @@ def register(model_uri: str, name: str, score: Score, rule_metric: str | None = 
     import mlflow
 
     client = client or mlflow.MlflowClient()
-    version = str(mlflow.register_model(model_uri, name, tags=score.tags()).version)
+    # register_model prints "Registered model ... already exists. Creating a new version" and "Created version"
+    # to stderr itself; the line logged below says the same and the decision.
+    with contextlib.redirect_stderr(io.StringIO()):
+        version = str(mlflow.register_model(model_uri, name, tags=score.tags()).version)
     aliases = client.get_registered_model(name).aliases  # {alias: version}
     champion_version = None if aliases.get(CHAMPION) is None else str(aliases[CHAMPION])
     champion = None

@@ -29,6 +29,9 @@ def connect_ray(settings: TuneParams) -> bool:
     # Tune snapshots its state whenever a trial keeps a new best checkpoint; with epochs of a second that is
     # often, and it says so on every snapshot. Harmless for sweeps of this size.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # Tune would add a TensorBoard logger and print a `tensorboard --logdir` hint (TensorBoard is not installed;
+    # MLflow shows the trials): the sweep passes the CSV and JSON loggers it needs itself.
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     common = dict(logging_level=logging.WARNING, log_to_driver=settings.ray.log_to_driver)
     address = os.environ.get("RAY_ADDRESS")
     if address and address != "local":  # "local" names no cluster: start one, on loopback like the default
@@ -36,6 +39,11 @@ def connect_ray(settings: TuneParams) -> bool:
         ray.init(address=address, **common)
         return True
     from ray._private import ray_constants
+
+    # Ray 2.60 turns token authentication on for a new local cluster (good: the cluster runs pickled code) and
+    # warns that it did, on every sweep. RAY_AUTH_MODE=token would say it without the warning, but then this
+    # process's own client has no token yet and GCS refuses it: keep the default, drop only that warning.
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
 
     switch = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
     saved_env, saved_flag = os.environ.get(switch), ray_constants.ENABLE_RAY_CLUSTER
