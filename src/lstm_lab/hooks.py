@@ -114,6 +114,7 @@ class ProjectHooks:
         keys = [params_key(n) for n in names]
         experiment = "+".join(sorted({k for k in keys if k in configs})) or "+".join(names)
         global _CURRENT
+        _flush_subnormals_when_torch_loads(configs)  # before any node: the first torch op must find it set
         names_by_key = run_name(configs, project, list(run_params.get("tags") or []))
         self._run = PipelineRun.start(project, experiment, names, keys, configs, names_by_key, run_params, env)
         self._folders = self._output_folders(project)
@@ -179,9 +180,22 @@ class ProjectHooks:
 
     def _finish(self, status: str, error=None) -> None:
         global _CURRENT
+        from lstm_lab.training.runtime import uninstall_flush_on_import
+
+        uninstall_flush_on_import()  # a run that never imported torch leaves no import hook behind
         if self._run is not None:
             self._run.end(status, error)
         self._run, self._node, _CURRENT = None, None, None
+
+
+def _flush_subnormals_when_torch_loads(configs: dict[str, Any]) -> None:
+    """A run that trains with ``training.flush_denormal`` (the default) flushes subnormal floats from the moment
+    torch is imported, by whichever node: torch's intra-op threads copy the flag only when they start
+    (``training/runtime.py``). Importing torch here instead would delay the first node by seconds."""
+    if any(getattr(getattr(params, "training", None), "flush_denormal", False) for params in configs.values()):
+        from lstm_lab.training.runtime import flush_denormal_on_import
+
+        flush_denormal_on_import()
 
 
 def _default_env() -> str:

@@ -69,9 +69,9 @@ def test_pipeline_outputs_and_mlflow_run(tiny_project):
     assert run.data.tags["pipeline"] == "forecast" and run.data.tags["kedro_env"] == "local"
     assert run.data.tags["git_commit"]
     assert run.data.tags["dvc_lock_digest"] == "none"  # the temporary project has no dvc.lock
-    for key in ("train_loss", "val_loss"):
-        history = client.get_metric_history(run.info.run_id, key)
-        assert [m.step for m in history] == [0, 1]  # one point per epoch
+    # One point per epoch (step = epochs trained); val_loss also at step 0: the untrained model, i.e. naive.
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")] == [1, 2]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val_loss")] == [0, 1, 2]
     assert run.data.metrics["test_lstm_mse"] == pytest.approx(metrics["lstm"]["mse"])
     assert run.data.metrics["test_seasonal_naive_mase"] == pytest.approx(metrics["seasonal_naive"]["mase"])
     artifacts = {f.path for d in ("model", "plots", "reports", "config") for f in client.list_artifacts(run.info.run_id, d)}

@@ -104,7 +104,7 @@ def test_metrics_history_and_mlflow_run(trained):
     assert run.info.run_name.startswith("textgen T=32 lstm[16]")
     for key in ("train_loss", "val_loss", "val_bits_per_char"):
         history = client.get_metric_history(run.info.run_id, key)
-        assert [m.step for m in history] == [0, 1], key  # one point per epoch
+        assert [m.step for m in history] == [1, 2], key  # one point per epoch, step = epochs trained
     val = client.get_metric_history(run.info.run_id, "val_loss")
     bits = client.get_metric_history(run.info.run_id, "val_bits_per_char")
     for v, b in zip(val, bits, strict=True):

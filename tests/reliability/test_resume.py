@@ -209,4 +209,5 @@ def test_a_killed_fit_resumes_bit_identically(tmp_path):
     assert a["best"] == b["best"]
     assert a["state"].keys() == b["state"].keys()
     assert all(torch.equal(a["state"][k], b["state"][k]) for k in a["state"])
-    assert a["history"] == b["history"] and len(a["history"]) == 6  # the epochs before the kill included
+    # The untrained model's row (epoch 0) and the epochs before the kill included.
+    assert a["history"] == b["history"] and len(a["history"]) == 7

@@ -132,7 +132,8 @@ def test_fsdp_and_nodes():
 
 
 def test_platform_detect_on_this_machine():
-    found = Platform.detect(TrainerSettings())
+    # accelerator auto: the CPU defaults skip torch entirely (start-up time), so they would count no GPUs.
+    found = Platform.detect(TrainerSettings(accelerator="auto"))
     assert found.fork_available == ("fork" in multiprocessing.get_all_start_methods())
     assert found.cuda_devices == torch.cuda.device_count()
     assert not found.in_torchrun
@@ -216,8 +217,8 @@ def test_history_rows_travel_through_rank_zeros_file(tmp_path):
         rank1.on_train_epoch_end(trainer(1, epoch, loss), None)  # a second rank writes nothing
     parent = EpochHistory(path)  # what the launching process holds: no rows of its own
     assert parent.collect() == read_history(path) == [
-        {"epoch": 0, "train_loss": 1.0, "val_loss": 0.5, "lr": 0.01},
-        {"epoch": 1, "train_loss": 0.5, "val_loss": 0.25, "lr": 0.005},
+        {"epoch": 1, "train_loss": 1.0, "val_loss": 0.5, "lr": 0.01},  # epoch = epochs trained
+        {"epoch": 2, "train_loss": 0.5, "val_loss": 0.25, "lr": 0.005},
     ]
     assert EpochHistory().collect() == []
 
@@ -299,15 +300,15 @@ def test_two_cpu_ranks_through_kedro(strategy, tmp_path, single_process_loss):
     client = mlflow_client(root)
     (run,) = client.search_runs([client.get_experiment_by_name("forecast").experiment_id])
     assert run.info.status == "FINISHED"
-    for key in ("train_loss", "val_loss"):
-        assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [0, 1]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")] == [1, 2]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val_loss")] == [0, 1, 2]  # 0: untrained
     assert [f.path for f in client.list_artifacts(run.info.run_id, "model")].count("model/forecast_model.ckpt") == 1
 
     # The trained weights came back to the node: the saved checkpoint and history are rank 0's.
     checkpoint = load_checkpoint_file(root / "data/06_models/forecast_model.ckpt")
     assert "callbacks" not in checkpoint and checkpoint["hyper_parameters"]["model"]["hidden_sizes"] == [4]
     history = pd.read_csv(root / "data/08_reporting/forecast_history.csv")
-    assert history["epoch"].tolist() == [0, 1]
+    assert history["epoch"].tolist() == [0, 1, 2]
     logged = [m.value for m in client.get_metric_history(run.info.run_id, "val_loss")]
     assert history["val_loss"].tolist() == pytest.approx(logged)
 

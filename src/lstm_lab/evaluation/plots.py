@@ -18,7 +18,7 @@ def learning_curves(history: pd.DataFrame, title: str = "learning curves",
     panels = panels or {"loss": "MSE (scaled)"}
     size = (7, 4) if len(panels) == 1 else (4.5 * len(panels), 3.6)
     fig, axes = plt.subplots(1, len(panels), figsize=size, squeeze=False)
-    epochs = history["epoch"] + 1 if "epoch" in history else np.arange(1, len(history) + 1)
+    epochs = history["epoch"] if "epoch" in history else np.arange(1, len(history) + 1)  # 0 = before training
     for ax, (metric, label) in zip(axes[0], panels.items()):
         for column in (f"train_{metric}", f"val_{metric}"):
             if column in history:

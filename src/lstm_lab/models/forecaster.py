@@ -7,7 +7,8 @@ first C input channels (covariates follow). With ``residual=True`` the target ch
 to the last observed value on the way in, and the head predicts the change from that value on the way out
 (the normalisation of NLinear, Zeng et al. 2023). The network then never sees absolute levels, so a model
 trained on one range of values keeps working when the series trends past it (Mauna Loa CO2 rises through
-its test years, above anything in the training split).
+its test years, above anything in the training split). Its output layer starts at zero, so the untrained
+model *is* the naive forecast, and training (which validates it before the first epoch) can only improve on it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ class LSTMForecaster(nn.Module):
         self.n_targets, self.horizon, self.residual = n_targets, horizon, residual
         self.encoder = LSTMEncoder(n_features, spec)
         self.head = dense_head(spec.output_size, spec.head_hidden_sizes, horizon * n_targets, spec.head_dropout)
+        if residual:
+            # Start as the naive forecast (every step = the last value): the change predicted is exactly zero until
+            # training moves the output layer, so training starts from that baseline, not from noise around it.
+            nn.init.zeros_(self.head[-1].weight)
+            nn.init.zeros_(self.head[-1].bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         C = self.n_targets

@@ -15,20 +15,29 @@ import time
 import lightning.pytorch as pl
 
 from lstm_lab.tracking.store import MlflowTarget
-from lstm_lab.training.callbacks import epoch_metrics
+from lstm_lab.training.callbacks import INITIAL_VAL_LOSS, epoch_metrics
 
 
 class MlflowEpochMetrics(pl.Callback):
-    """Logs ``train_loss``/``val_loss`` (and other epoch metrics) with step = epoch, on global rank 0 only."""
+    """Logs ``train_loss``/``val_loss`` (and other epoch metrics) with step = epochs trained (0: the untrained
+    model's ``val_loss`` when :class:`InitialValidation` ran), on global rank 0 only."""
 
     def __init__(self, target: MlflowTarget, prefix: str = ""):
         self.target, self.prefix = target, prefix
         self._client = None
         self._pid = os.getpid()  # the process that built the callback; a ddp_fork rank is a fork of it
 
+    def on_train_start(self, trainer, pl_module):
+        value = getattr(pl_module, INITIAL_VAL_LOSS, None)  # set by InitialValidation, before this runs
+        if value is not None and trainer.current_epoch == 0 and trainer.is_global_zero:
+            self._log({"val_loss": value}, step=0)
+
     def on_train_epoch_end(self, trainer, pl_module):
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
+        self._log(epoch_metrics(trainer), step=trainer.current_epoch + 1)  # step = epochs trained, as the history
+
+    def _log(self, values: dict[str, float], step: int) -> None:
         from mlflow.entities import Metric
         from mlflow.tracking import MlflowClient
 
@@ -37,11 +46,7 @@ class MlflowEpochMetrics(pl.Callback):
                 _forget_inherited_connections()
             self._client = MlflowClient(tracking_uri=self.target.tracking_uri)
         now = int(time.time() * 1000)
-        metrics = [
-            Metric(self.prefix + key, value, now, trainer.current_epoch)
-            for key, value in epoch_metrics(trainer).items()
-            if math.isfinite(value)
-        ]
+        metrics = [Metric(self.prefix + key, value, now, step) for key, value in values.items() if math.isfinite(value)]
         if metrics:
             self._client.log_batch(self.target.run_id, metrics=metrics)
 

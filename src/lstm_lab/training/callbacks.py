@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import lightning.pytorch as pl
+import torch
 
 
 def epoch_metrics(trainer: pl.Trainer) -> dict[str, float]:
@@ -22,8 +24,56 @@ def epoch_metrics(trainer: pl.Trainer) -> dict[str, float]:
     return out
 
 
+INITIAL_VAL_LOSS = "initial_val_loss"  # attribute of the LightningModule that InitialValidation sets
+
+
+def validation_loss(trainer: pl.Trainer, module: pl.LightningModule) -> float:
+    """The module's mean validation loss over the whole validation loader (the same weighting as the epoch
+    metric: each batch's mean loss times the number of items it averages), without touching Lightning's loops.
+
+    Every rank reads the whole loader (no distributed sampler here), so every rank gets the same number.
+    """
+    loader = trainer.datamodule.val_dataloader()
+    was_training = module.training
+    module.eval()
+    total, count = 0.0, 0
+    try:
+        with torch.no_grad(), trainer.precision_plugin.forward_context():
+            for batch in loader:
+                loss, n, _ = module.loss(trainer.strategy.batch_to_device(batch), "val")
+                total, count = total + float(loss) * n, count + n
+    finally:
+        module.train(was_training)
+    return total / count if count else math.nan
+
+
+class InitialValidation(pl.Callback):
+    """Validates the untrained model before the first epoch: the history's epoch 0 and MLflow's step 0.
+
+    For a model that starts as a baseline (the forecaster's residual head is zero, so it starts as the naive
+    forecast) this is the score training must beat: early stopping counts patience from it, and ``fit`` keeps
+    the untrained weights when no epoch beats them. Put it first: the callbacks after it read the value from
+    the module (``initial_val_loss``) in their own ``on_train_start``. Skipped when a fit resumes mid-way.
+    """
+
+    def on_train_start(self, trainer, pl_module):
+        if trainer.current_epoch != 0:
+            return
+        value = validation_loss(trainer, pl_module)
+        setattr(pl_module, INITIAL_VAL_LOSS, value)
+        if not math.isfinite(value):
+            return
+        from lightning.pytorch.callbacks import EarlyStopping
+
+        for callback in trainer.callbacks:
+            if isinstance(callback, EarlyStopping) and callback.monitor == "val_loss":
+                callback.best_score = torch.tensor(value)  # patience counts from the untrained score
+
+
 class EpochHistory(pl.Callback):
-    """Collects one row per epoch: epoch, train_loss, val_loss (and any other epoch-level metric).
+    """Collects one row per epoch: epoch (1 = after the first), train_loss, val_loss (and any other epoch-level
+    metric); with :class:`InitialValidation` before it, a first row ``{epoch: 0, val_loss}`` for the untrained
+    model.
 
     With ``path``, global rank 0 also appends each row to that JSON-lines file as the epoch ends. That is how
     the rows get back from ranks that are not this process (ddp_spawn/ddp_fork children, torchrun ranks),
@@ -50,10 +100,17 @@ class EpochHistory(pl.Callback):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.path.write_text("".join(json.dumps(row) + "\n" for row in self.rows))
 
+    def on_train_start(self, trainer, pl_module):
+        value = getattr(pl_module, INITIAL_VAL_LOSS, None)
+        if value is not None and trainer.current_epoch == 0 and not self.rows:
+            self._add({"epoch": 0, "val_loss": value}, trainer)
+
     def on_train_epoch_end(self, trainer, pl_module):
         if trainer.sanity_checking:
             return
-        row = {"epoch": trainer.current_epoch, **epoch_metrics(trainer)}
+        self._add({"epoch": trainer.current_epoch + 1, **epoch_metrics(trainer)}, trainer)
+
+    def _add(self, row: dict[str, float], trainer) -> None:
         self.rows.append(row)
         if self.path is not None and trainer.is_global_zero:
             with self.path.open("a") as f:

@@ -86,7 +86,15 @@ class Platform:
 
     @classmethod
     def detect(cls, settings: TrainerSettings | None = None) -> Platform:
-        import lightning.fabric  # noqa: F401  (sets PYTORCH_NVML_BASED_CUDA_CHECK: counting GPUs keeps fork safe)
+        """This machine's facts; for ``settings`` that train on CPU without bfloat16, only those needing no torch
+        (validation runs at start-up, before the first node: importing torch there costs seconds)."""
+        no_device_facts = settings is not None and settings.accelerator == "cpu" and settings.precision != "bf16-mixed"
+        if no_device_facts:  # plan_training reads no CUDA, MPS or bfloat16 fact for these: leave them unprobed
+            return cls(fork_available="fork" in multiprocessing.get_all_start_methods(),
+                       fork_disabled=os.environ.get("PL_DISABLE_FORK", "0") not in ("", "0"),
+                       in_torchrun=started_by_torchrun())
+        # What importing lightning.fabric does (seconds cheaper): counting GPUs through NVML keeps a later fork safe.
+        os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "1"
         import torch
 
         cuda_devices = torch.cuda.device_count()

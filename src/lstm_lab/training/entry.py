@@ -32,26 +32,19 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
-import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
 from lstm_lab.errors import LstmLabError
 from lstm_lab.schema import StrictModel
 from lstm_lab.training import distributed, resume
 from lstm_lab.tracking.store import MlflowTarget
-from lstm_lab.training.callbacks import EpochHistory, compact_progress_bar, read_history
+from lstm_lab.training.callbacks import EpochHistory, InitialValidation, compact_progress_bar, read_history
 from lstm_lab.training.config import TrainingConfig
+from lstm_lab.training.module import route_lightning_logs
 from lstm_lab.training.task import Task, get_task
 
 log = logging.getLogger(__name__)
-
-# Lightning installs its own INFO handler on import; route its records through the project's logging
-# configuration instead (conf/logging.yml) so each line appears once, and keep only warnings.
-for _name in ("lightning.pytorch", "lightning.fabric"):
-    _logger = logging.getLogger(_name)
-    _logger.handlers.clear()
-    _logger.propagate = True
-    _logger.setLevel(logging.WARNING)
+route_lightning_logs()  # Lightning's own handlers off: each of its lines once, through conf/logging.yml
 
 
 @dataclass
@@ -65,7 +58,8 @@ class FitResult:
 
     @property
     def epochs(self) -> int:
-        return len(self.history)
+        """Epochs trained (the history's epoch-0 row, the untrained model's validation, is not one)."""
+        return sum(1 for row in self.history if row.get("epoch", 1) > 0)
 
 
 def run_training(
@@ -197,8 +191,8 @@ def fit(
     ``last.ckpt`` if there is one, writes one after every epoch, and deletes the folder once training completes.
     None: checkpoints go to ``checkpoint_dir`` or a scratch folder named after this process.
     """
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
+    from lstm_lab.training.runtime import runtime_for_fit  # threads, subnormal floats: here and in every rank
+    callbacks = runtime_for_fit(cfg, callbacks)
     resume.remove_orphan_scratch()  # folders of fits that were killed: their `with` never cleaned up
     with contextlib.ExitStack() as stack:
         folder = Path(resume_dir) if resume_dir is not None else None
@@ -219,6 +213,10 @@ def fit(
         history = EpochHistory(ckpt_dir / distributed.HISTORY_FILE)
         best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss", mode="min", save_top_k=1)
         all_callbacks: list[pl.Callback] = [history, best, *callbacks]
+        untrained = None
+        if getattr(module, "initial_validation", False):
+            all_callbacks.insert(0, InitialValidation())  # first: the others read its value
+            untrained = {k: v.detach().clone() for k, v in module.state_dict().items()}
         if cfg.early_stopping_patience:
             all_callbacks.append(
                 EarlyStopping(
@@ -249,7 +247,14 @@ def fit(
         rows = history.collect()
         if folder is not None:
             resume.remove_folder(folder)  # completed: a later identical run trains from scratch
-    module.load_state_dict(checkpoint["state_dict"])
     best_val = score if score is not None else float(best.best_model_score)
-    log.info("best val_loss %.6f after %d epoch(s)", best_val, len(rows))
+    initial = next((row["val_loss"] for row in rows if row.get("epoch") == 0), math.nan)
+    if untrained is not None and math.isfinite(initial) and not initial > best_val:
+        # No epoch beat the untrained model (for the forecaster: the naive forecast): keep it.
+        log.info("val_loss %.6f of the untrained model beats every epoch (best %.6f): keeping it", initial, best_val)
+        checkpoint = {**checkpoint, "state_dict": untrained, "epoch": 0, "global_step": 0}
+        best_val = initial
+    module.load_state_dict(checkpoint["state_dict"])
+    trained = sum(1 for row in rows if row.get("epoch", 1) > 0)
+    log.info("best val_loss %.6f after %d epoch(s)", best_val, trained)
     return FitResult(module=module, checkpoint=checkpoint, best_val_loss=best_val, history=rows)

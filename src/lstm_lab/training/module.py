@@ -20,9 +20,31 @@ from lstm_lab.training.config import TrainingConfig
 from lstm_lab.training.optim import configure_optimizers
 
 
+def route_lightning_logs() -> None:
+    """Send Lightning's records through the project's logging configuration (conf/logging.yml), warnings only.
+
+    Lightning installs its own INFO handler on import when the root logger has none yet — which is the case in
+    a ddp_spawn rank, a fresh interpreter: its banners then printed twice, once per handler. Run here because
+    every process that trains imports this module (a spawned rank unpickles the TaskModule).
+    """
+    import logging
+
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+        logger.setLevel(logging.WARNING)
+
+
+route_lightning_logs()
+
+
 class TaskModule(pl.LightningModule):
     # Fused Adam/AdamW step: opt-in per task, since it changes float rounding (results locked in dvc.lock).
     fused_optimizer: ClassVar[bool] = False
+    # Validate the untrained model first (history epoch 0) and keep it when no epoch beats it: for tasks whose
+    # untrained model is a baseline worth keeping (the forecaster starts as the naive forecast).
+    initial_validation: ClassVar[bool] = False
 
     def __init__(self, net: torch.nn.Module, training: TrainingConfig, hparams: Mapping[str, Any]):
         super().__init__()

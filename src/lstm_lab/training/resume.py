@@ -2,8 +2,9 @@
 
 **Where.** ``<root>/<task>-<digest>/``, root ``./checkpoints`` (the Kedro project's, git-ignored, never a DVC
 output). The 16-hex digest covers the task, its parameters except those that cannot change the result
-(``training.resume``, ``training.num_threads``, the ``serving`` section) and the training data (sha256 of the arrays' bytes, the other
-values as JSON), so only the same configuration on the same data finds the folder again. It holds
+(``training.resume``, ``training.num_threads``, ``training.flush_denormal``, the ``serving`` section) and the
+training data (sha256 of the arrays' bytes, the other values as JSON), so only the same configuration on the
+same data finds the folder again. It holds
 ``last.ckpt`` (the state after the last finished epoch), ``best.ckpt`` (ModelCheckpoint's) and the epoch
 history; ``fit`` deletes it when training completes, a crash or a kill leaves it for the next run.
 
@@ -51,9 +52,10 @@ log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", message=r"Checkpoint directory .*-[0-9a-f]{16} exists and is not empty")
 
 LAST = "last.ckpt"
-# Settings that change how fast a fit runs or whether it resumes, never what it computes; and whole sections
-# that act only after training (serving: how the model is logged and registered).
-NOT_IN_DIGEST = {"training": ("resume", "num_threads")}
+# Settings that change how fast a fit runs or whether it resumes, never what it computes (flush_denormal zeroes
+# only values below ~1e-38: the forecast task's best val_loss came out identical with and without it); and whole
+# sections that act only after training (serving: how the model is logged and registered).
+NOT_IN_DIGEST = {"training": ("resume", "num_threads", "flush_denormal")}
 SECTIONS_NOT_IN_DIGEST = ("serving",)
 SCRATCH_PREFIXES = ("lstm_lab_ckpt_", "lstm_lab_job_")  # fit's and the torchrun job's scratch folders
 

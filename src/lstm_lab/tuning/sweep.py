@@ -87,11 +87,12 @@ class _AveragedReport(TuneReportCheckpointCallback):
 
 def _trial(sampled: dict[str, Any], *, task: Task, params: StrictModel, data: Mapping[str, Any],
            space: SearchSpace, executions: int, max_epochs: int | None, threads: int) -> None:
-    import torch
-
     from lstm_lab.training.entry import run_training
+    from lstm_lab.training.runtime import apply_runtime
 
-    torch.set_num_threads(threads)
+    # Before anything runs: the trial's CPUs (training.num_threads if set) and the subnormal flag, which the
+    # intra-op threads copy when they start; the fits below keep this share.
+    apply_runtime(params.training, cpus=threads)
     values = {**space.decode(sampled), "training.resume": "never"}  # Ray Tune restarts a failed trial itself
     if max_epochs is not None:
         values["training.max_epochs"] = max_epochs
@@ -119,6 +120,7 @@ def run_sweep(
 ) -> SweepResult:
     """Sweep ``settings.space`` around the task's typed parameters ``params`` on ``data``."""
     from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     where = sweep_name(task.name)
     space = settings.search_space
@@ -162,6 +164,9 @@ def run_sweep(
                         num_to_keep=1, checkpoint_score_attribute=METRIC, checkpoint_score_order=MODE
                     ),
                     verbose=1 if sys.stdout.isatty() else 0,  # Ray's live trial table; the log says the rest
+                    # The per-trial files _collect reads (progress.csv, result.json); no TensorBoard files: the
+                    # sweep's MLflow runs are its dashboard (ray_cluster turns Tune's automatic loggers off).
+                    callbacks=[CSVLoggerCallback(), JsonLoggerCallback()],
                 ),
             )
         began = time.monotonic()

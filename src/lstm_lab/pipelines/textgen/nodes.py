@@ -113,12 +113,10 @@ def _model_and_vocab(checkpoint: dict[str, Any]):
 def evaluate_char_lm(checkpoint: dict[str, Any], ids: np.ndarray, split: dict[str, Any],
                      p: TextgenParams) -> dict[str, Any]:
     """Validation cross-entropy of the best model, by the training protocol (stateful streams)."""
-    import torch
-
+    from lstm_lab.training.runtime import apply_runtime
     from lstm_lab.training.textgen.module import evaluate_nats
 
-    if p.training.num_threads:
-        torch.set_num_threads(p.training.num_threads)
+    apply_runtime(p.training)  # the fit's threads and subnormal policy, for the evaluation too
     net, _ = _model_and_vocab(checkpoint)
     val = np.asarray(ids)[int(split["train_end"]) :]
     nats, scored = evaluate_nats(net, val, p.training.batch_size, p.window.length)
