@@ -7,12 +7,13 @@ of the run over its target; when it fails or is interrupted, ``discard`` deletes
 its first node (a series too short to split, a corpus of NUL bytes) leaves the earlier, consistent set of files
 in place instead of a mix of new and old ones.
 
-The run's token (``<pid>-<random hex>``) lives in the environment (``LSTM_LAB_RUN_STAGE``), so processes the run
+The run's token (``<pid>-<start time>-<random hex>``) lives in the environment (``LSTM_LAB_RUN_STAGE``), so processes the run
 starts (Kedro's ParallelRunner, ddp_spawn ranks) stage into the same run; ``commit`` and ``discard`` find the
-staged files by scanning the output folders, not from an in-memory list. Files a killed run left behind (its pid
-is gone) are removed by ``clean_stale`` when the next run starts.
+staged files by scanning the output folders, not from an in-memory list. Files a killed run left behind (its
+process is gone, or its pid now belongs to a later process) are removed by ``clean_stale`` when the next run
+starts.
 
-Standard library only.
+Standard library only, apart from ``lstm_lab.processes`` (psutil, imported when a stale file is checked).
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ from collections.abc import Iterable
 from pathlib import Path
 
 ENV = "LSTM_LAB_RUN_STAGE"
-_STAGED = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-(?P<hex>[0-9a-f]+)\.staged$")
+_STAGED = re.compile(r"^\.(?P<name>.+)\.(?P<token>(?P<pid>\d+)-(?P<started>\d+)-(?P<hex>[0-9a-f]+))\.staged$")
 
 
 def begin() -> str:
     """Start staging the outputs of this process's run; returns its token."""
-    token = f"{os.getpid()}-{secrets.token_hex(4)}"
+    from lstm_lab.processes import start_time
+
+    token = f"{os.getpid()}-{int(start_time() or 0)}-{secrets.token_hex(4)}"
     os.environ[ENV] = token
     return token
 
@@ -76,7 +79,7 @@ def commit(folders: Iterable[Path]) -> list[Path]:
     token, done = active(), []
     if token:
         for path, match in _staged_files(folders):
-            if f"{match['pid']}-{match['hex']}" == token:
+            if match["token"] == token:
                 target = path.with_name(match["name"])
                 os.replace(path, target)
                 done.append(target)
@@ -89,7 +92,7 @@ def discard(folders: Iterable[Path]) -> list[Path]:
     token, removed = active(), []
     if token:
         for path, match in _staged_files(folders):
-            if f"{match['pid']}-{match['hex']}" == token:
+            if match["token"] == token:
                 path.unlink(missing_ok=True)
                 removed.append(path)
     end()
@@ -98,9 +101,11 @@ def discard(folders: Iterable[Path]) -> list[Path]:
 
 def clean_stale(folders: Iterable[Path]) -> list[Path]:
     """Delete staged files of runs whose process no longer exists (a ``kill -9``, a power cut)."""
+    from lstm_lab.processes import is_running
+
     removed = []
     for path, match in _staged_files(folders):
-        if not _alive(int(match["pid"])):
+        if not is_running(int(match["pid"]), int(match["started"]) or None):
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed
@@ -110,11 +115,3 @@ def end() -> None:
     os.environ.pop(ENV, None)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    return True

@@ -65,10 +65,15 @@ def test_child_processes_stage_into_the_same_run(tmp_path):
 
 
 def test_files_of_a_dead_run_are_cleaned(tmp_path):
+    from lstm_lab.processes import start_time
+
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    stale = staging.staged_path(tmp_path / "a.json", f"{int(dead.stdout)}-00ff")
-    live = staging.staged_path(tmp_path / "b.json", f"{os.getpid()}-00ff")
-    stale.write_text("{}")
-    live.write_text("{}")
-    assert staging.clean_stale([tmp_path]) == [stale]
-    assert live.exists() and not stale.exists()
+    now = int(start_time())
+    stale = staging.staged_path(tmp_path / "a.json", f"{int(dead.stdout)}-{now}-00ff")
+    # This process's pid, but a start time an hour earlier: a dead run whose pid was given to a later process.
+    reused = staging.staged_path(tmp_path / "c.json", f"{os.getpid()}-{now - 3600}-00ff")
+    live = staging.staged_path(tmp_path / "b.json", f"{os.getpid()}-{now}-00ff")
+    for path in (stale, reused, live):
+        path.write_text("{}")
+    assert sorted(staging.clean_stale([tmp_path])) == sorted([stale, reused])
+    assert live.exists() and not stale.exists() and not reused.exists()

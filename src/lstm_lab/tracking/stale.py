@@ -12,24 +12,17 @@ import logging
 import os
 import socket
 
+from lstm_lab.processes import is_running, start_time
+
 log = logging.getLogger(__name__)
 
 TAG = "lstm_lab_process"
 
 
-def _start_time(pid: int) -> float | None:
-    import psutil
-
-    try:
-        return psutil.Process(pid).create_time()
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-        return None
-
-
 def process_tag(pid: int | None = None) -> str:
     """``host:pid:start time`` of this process (or ``pid``): names the owner of a run, safe against pid reuse."""
     pid = pid or os.getpid()
-    return f"{socket.gethostname()}:{pid}:{_start_time(pid) or 0:.2f}"
+    return f"{socket.gethostname()}:{pid}:{start_time(pid) or 0:.2f}"
 
 
 def owner_alive(tag: str) -> bool:
@@ -38,8 +31,7 @@ def owner_alive(tag: str) -> bool:
     pid_text, _, started = rest.partition(":")
     if host != socket.gethostname() or not pid_text.isdigit():
         return True
-    now = _start_time(int(pid_text))
-    return now is not None and abs(now - float(started or 0)) < 1.0
+    return is_running(int(pid_text), float(started or 0))
 
 
 def close_stale_runs(client) -> list[str]:

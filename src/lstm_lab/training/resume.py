@@ -44,6 +44,7 @@ from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from lstm_lab.errors import LstmLabError
+from lstm_lab.processes import is_running, start_time
 
 log = logging.getLogger(__name__)
 
@@ -255,21 +256,7 @@ _SCRATCH = re.compile(r"^(?:%s)(\d+)_(?:(\d+)_)?" % "|".join(SCRATCH_PREFIXES))
 
 def scratch_prefix(kind: str = SCRATCH_PREFIXES[0]) -> str:
     """``lstm_lab_ckpt_<pid>_<start time>_``: the owner, told apart from a later process given the same pid."""
-    import psutil
-
-    return f"{kind}{os.getpid()}_{int(psutil.Process().create_time())}_"
-
-
-def _alive(pid: int, started: int | None) -> bool:
-    import psutil
-
-    try:
-        process = psutil.Process(pid)
-        return started is None or abs(process.create_time() - started) <= 1
-    except psutil.NoSuchProcess:
-        return False
-    except psutil.Error:  # pragma: no cover - exists, but we may not inspect it: treat as alive
-        return True
+    return f"{kind}{os.getpid()}_{int(start_time() or 0)}_"
 
 
 def remove_orphan_scratch(where: str | Path | None = None) -> list[Path]:
@@ -279,7 +266,7 @@ def remove_orphan_scratch(where: str | Path | None = None) -> list[Path]:
     with contextlib.suppress(OSError):
         for entry in base.iterdir():
             match = _SCRATCH.match(entry.name)
-            if match and entry.is_dir() and not _alive(int(match[1]), match[2] and int(match[2])):
+            if match and entry.is_dir() and not is_running(int(match[1]), match[2] and int(match[2])):
                 shutil.rmtree(entry, ignore_errors=True)
                 removed.append(entry)
     if removed:
