@@ -181,6 +181,72 @@ def test_tokenizer_node_sees_the_training_split_only(tmp_path):
     assert {"length_p50", "length_p95", "length_max", "truncated_fraction"} <= set(stats["train"])
 
 
+def phrase_corpus(path: Path) -> None:
+    """A phrase-level file shaped like GLUE SST-2 train: 60 sentences, each with some of its constituents."""
+    rows = []
+    for i in range(60):
+        label = i % 2
+        word = ["dull", "moving"][label]
+        sentence = f"film {i} is {word} , says critic {i % 4} ."
+        rows += [(sentence, label), (f"film {i}", label), (f"is {word}", label), (word, label), ("film", label)]
+    path.write_text("".join(f"{text}\t{label}\n" for text, label in rows), encoding="utf-8")
+
+
+def test_sentence_holdout_makes_val_and_test_of_whole_sentences(tmp_path):
+    path = tmp_path / "phrases.txt"
+    phrase_corpus(path)
+    corpus, report = corpus_from(tsv_dataset(path), {**PARAMS, "split": {"holdout": "sentences", "seed": 3}})
+    held = report["holdout"]
+    assert held["sentences"] == 60 and held["val_sentences"] == 6 and held["test_sentences"] == 6
+    assert report["rows"] == {"train": 300 - 12 - held["dropped_rows"], "val": 6, "test": 6}
+    for split in ("val", "test"):
+        texts = corpus.loc[corpus["split"] == split, "text"]
+        assert texts.str.endswith(" .").all()  # whole sentences only
+        for sentence in texts:  # the phrase naming that sentence's film is gone from training
+            assert sentence.split(" is ")[0] not in set(corpus.loc[corpus["split"] == "train", "text"])
+    train = set(corpus.loc[corpus["split"] == "train", "text"])
+    assert {"film", "dull", "moving", "is dull"} <= train  # shared with training sentences: kept
+    again, _ = corpus_from(tsv_dataset(path), {**PARAMS, "split": {"holdout": "sentences", "seed": 3}})
+    pd.testing.assert_frame_equal(corpus, again)
+
+
+def vectors_file(path: Path, words, dim: int = 8, header: bool = False) -> Path:
+    rng = np.random.default_rng(0)
+    lines = [f"{len(words)} {dim}"] if header else []
+    lines += [f"{w} " + " ".join(f"{v:.4f}" for v in rng.normal(0, 0.3, dim)) for w in words]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_training_data_reads_pretrained_vectors_and_logs_coverage(tmp_path, caplog):
+    path = tmp_path / "r.txt"
+    path.write_text("\n".join(synthetic_lines(200, seed=2)) + "\n", encoding="utf-8")
+    corpus, _ = corpus_from(tsv_dataset(path))
+    tokenizer = nodes.fit_tokenizer(corpus, typed())
+    vocab = tokenizer["vocab"]
+    file = vectors_file(tmp_path / "vec.txt", ["great", "awful", *vocab[10:30], "notinvocab"], header=True)
+    p = typed({**PARAMS, "embedding": {"dim": 8, "vectors": {"path": str(file)}}})
+    with caplog.at_level("INFO"):
+        data = nodes.training_data(corpus, tokenizer, p)
+    assert data["embedding_vectors"].shape == (len(vocab), 8) and data["embedding_found"].sum() == 22
+    assert f"22 of {len(vocab) - 2} vocabulary words found" in caplog.text
+    with pytest.raises(LstmLabError, match=r"vec\.txt: vectors of dimension 8, but sentiment\.embedding\.dim is 16"):
+        nodes.training_data(corpus, tokenizer,
+                            typed({**PARAMS, "embedding": {"dim": 16, "vectors": {"path": str(file)}}}))
+    with pytest.raises(Exception, match="checksum 'abc'"):
+        typed({**PARAMS, "embedding": {"vectors": {"path": str(file), "sha256": "abc"}}})
+
+
+def test_ensemble_history_plots_the_members_mean():
+    history = pd.DataFrame({"member": [0, 0, 0, 1, 1], "epoch": [0, 1, 2, 0, 1],
+                            "train_loss": [0.6, 0.5, 0.4, 0.7, 0.5], "val_loss": [0.6, 0.55, 0.6, 0.65, 0.5],
+                            "train_acc": [0.6] * 5, "val_acc": [0.7] * 5})
+    figure = nodes.plot_learning_curves(history)
+    assert "mean of 2 ensemble members" in figure.texts[0].get_text()
+    line = figure.axes[0].lines[1]  # val_loss
+    np.testing.assert_allclose(line.get_ydata(), [0.625, 0.525, 0.6])
+
+
 def test_scores_match_scikit_learn():
     metrics = pytest.importorskip("sklearn.metrics")
     rng = np.random.default_rng(0)
@@ -415,7 +481,7 @@ def test_end_to_end_metrics_mlflow_and_served_model(project, monkeypatch):
     for png in ("sentiment_learning_curves.png", "sentiment_confusion_matrix.png"):
         assert (project / "data/08_reporting" / png).stat().st_size > 1000
     history = pd.read_csv(project / "data/08_reporting/sentiment_history.csv")
-    assert history["epoch"].tolist() == [0, 1] and {"train_loss", "val_loss", "val_acc"} <= set(history)
+    assert history["epoch"].tolist() == [1, 2] and {"train_loss", "val_loss", "val_acc"} <= set(history)
     tokenizer = json.loads((project / "data/06_models/sentiment_tokenizer.json").read_text())
     assert tokenizer["vocab"][:2] == ["<pad>", "<oov>"] and tokenizer["config"]["max_length"] == 40
 
@@ -425,7 +491,7 @@ def test_end_to_end_metrics_mlflow_and_served_model(project, monkeypatch):
     assert run.info.status == "FINISHED" and run.info.run_name.startswith("sentiment lstm[8]")
     assert run.data.params["model.hidden_sizes"] == "[8]" and run.data.params["embedding.dim"] == "8"
     for key in ("train_loss", "val_loss", "val_acc", "train_acc"):
-        assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [0, 1], key
+        assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [1, 2], key
     assert run.data.metrics["test_accuracy"] == pytest.approx(metrics["accuracy"])
     assert run.data.metrics["test_roc_auc"] == pytest.approx(metrics["roc_auc"])
     assert run.data.metrics["text_vocab_size"] == len(tokenizer["vocab"])
@@ -569,6 +635,12 @@ def test_default_conf_parameters_validate():
     p = validate("sentiment", raw)
     assert p.text.max_size == 10_000 and p.text.max_length == 200 and p.embedding.dim == 100
     assert p.model.hidden_sizes == [128] and p.data.labels == {"0": 0, "1": 1}
+    assert p.split.holdout == "phrases" and p.embedding.vectors is None and p.ensemble == 1 and p.weight_drop == 0
+    # conf/sst2 (the benchmark's recipe) validates on top of it
+    sst2 = yaml.safe_load((repo / "conf/sst2/parameters_sentiment.yml").read_text())["sentiment"]
+    merged = validate("sentiment", {**raw, **{k: {**raw.get(k, {}), **v} if isinstance(v, dict) else v
+                                              for k, v in sst2.items()}})
+    assert merged.split.holdout == "sentences" and merged.model.bidirectional
     catalog = yaml.safe_load((repo / "conf/base/catalog_sentiment.yml").read_text())
     download = catalog["sentiment_raw"]["download"]
     assert download["to"].startswith("data/01_raw/sst2/") and parse_checksum(download["checksum"])[0] == "sha256"

@@ -204,7 +204,7 @@ def test_child_runs_under_the_sweep_run(swept):
         assert {"model.hidden_sizes", "training.learning_rate", "window.lookback"} <= set(child.data.params)
         if child.info.status == "FINISHED":
             history = client.get_metric_history(child.info.run_id, "val_loss")
-            assert [m.step for m in history] == [0, 1]
+            assert [m.step for m in history] == [1, 2]  # step = epochs trained
         else:
             assert child.info.status == "FAILED" and child.data.tags["error"]
     artifacts = {a.path for folder in ("sweep", "model", "plots")

@@ -5,7 +5,12 @@
     probs = net.predict_proba(ids)         # sigmoid of the logits, (B,)
 
 Regularisation of the input: ``embedding_dropout`` (element-wise dropout on the embedded vectors) and
-``word_dropout`` (a share of the tokens replaced by OOV while training).
+``word_dropout`` (a share of the tokens replaced by OOV while training); of the recurrence: ``weight_drop``
+(DropConnect on the recurrent kernels, see ``SentimentClassifier.forward``).
+
+Ensembles: ``SentimentEnsemble([net, ...])`` holds N trained classifiers and answers the mean of their
+probabilities, with the same ``forward`` / ``predict_proba`` / ``config()`` as one classifier, so evaluation and
+serving treat it as one model. ``classifier_from_config(net.config())`` rebuilds either.
 
 The seeds' Keras model ``Embedding(10000, 100, input_length=200) → LSTM(128) → Dense(1, sigmoid)`` is the default
 spec; bidirectional, stacked, attention pooling, recurrent dropout and the Greff variants come from ``ModelSpec``
@@ -24,6 +29,7 @@ Pure torch (no Lightning): the pyfunc serving model rebuilds it from ``config()`
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -53,6 +59,7 @@ class SentimentClassifier(nn.Module):
         spec: ModelSpec | dict[str, Any] | None = None,
         embedding_dropout: float = 0.0,
         word_dropout: float = 0.0,
+        weight_drop: float = 0.0,
     ):
         super().__init__()
         spec = ModelSpec.model_validate(spec or {}) if not isinstance(spec, ModelSpec) else spec
@@ -61,7 +68,9 @@ class SentimentClassifier(nn.Module):
         self.vocab_size, self.embedding_dim, self.spec = vocab_size, embedding_dim, spec
         if not 0.0 <= word_dropout < 1.0:
             raise ValueError(f"word_dropout must lie in [0, 1), got {word_dropout}")
-        self.embedding_dropout_p, self.word_dropout = embedding_dropout, word_dropout
+        if not 0.0 <= weight_drop < 1.0:
+            raise ValueError(f"weight_drop must lie in [0, 1), got {weight_drop}")
+        self.embedding_dropout_p, self.word_dropout, self.weight_drop = embedding_dropout, word_dropout, weight_drop
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=PAD)
         self.embedding_dropout = nn.Dropout(embedding_dropout)
         self.encoder = LSTMEncoder(embedding_dim, spec)
@@ -75,6 +84,7 @@ class SentimentClassifier(nn.Module):
             "spec": self.spec.model_dump(mode="json"),
             "embedding_dropout": self.embedding_dropout_p,
             "word_dropout": self.word_dropout,
+            "weight_drop": self.weight_drop,
         }
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
@@ -91,7 +101,18 @@ class SentimentClassifier(nn.Module):
             dropped = (torch.rand(ids.shape, device=ids.device) < self.word_dropout) & (ids > OOV)
             ids = ids.masked_fill(dropped, OOV)
         x = self.embedding_dropout(self.embedding(ids))  # (B, T, E)
-        _, pooled = self.encoder(x, lengths)
+        if self.training and self.weight_drop:
+            # Weight drop (DropConnect on W_hh; Wan et al. 2013, AWD-LSTM, Merity et al. 2017): the recurrent
+            # kernels are dropped once per batch and the whole sequence runs with the dropped copies, so the
+            # regularisation reaches the recurrence while torch.nn.LSTM's fused kernel still does the work (the
+            # cell path's recurrent_dropout masks h_{t-1} instead and runs step by step). functional_call swaps
+            # the tensors for this call only; the parameters and the state dict keep their names and values.
+            dropped = {name: nn.functional.dropout(param, self.weight_drop, training=True)
+                       for name, param in self.encoder.named_parameters()
+                       if name.rsplit(".", 1)[-1].startswith("weight_hh")}
+            _, pooled = torch.func.functional_call(self.encoder, dropped, (x, lengths))
+        else:
+            _, pooled = self.encoder(x, lengths)
         return self.head(pooled).squeeze(-1)
 
     @torch.no_grad()
@@ -107,7 +128,50 @@ class SentimentClassifier(nn.Module):
         return self.encoder.regularization()
 
 
-def predict_probabilities(net: SentimentClassifier, ids: np.ndarray, batch_size: int = 512) -> np.ndarray:
+class SentimentEnsemble(nn.Module):
+    """N classifiers as one: the output is the mean of their probabilities.
+
+    ``forward`` returns the logit of that mean, logit(p̄) = log p̄ - log(1 - p̄), computed from log-sigmoids with
+    logsumexp so a confident ensemble stays finite; ``sigmoid(forward(x))`` is then the mean probability."""
+
+    def __init__(self, members: list[SentimentClassifier]):
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        self.members = nn.ModuleList(members)
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def config(self) -> dict[str, Any]:
+        return {"ensemble": [m.config() for m in self.members]}
+
+    def member_logits(self, ids: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """(N members, B) logits."""
+        return torch.stack([m(ids, lengths) for m in self.members])
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        logits = self.member_logits(ids, lengths)
+        log_n = math.log(len(self.members))
+        log_p = torch.logsumexp(nn.functional.logsigmoid(logits), dim=0) - log_n
+        log_q = torch.logsumexp(nn.functional.logsigmoid(-logits), dim=0) - log_n
+        return log_p - log_q
+
+    predict_proba = SentimentClassifier.predict_proba
+
+    def regularization(self) -> torch.Tensor:
+        return sum((m.regularization() for m in self.members), start=torch.zeros(()))
+
+
+def classifier_from_config(config: dict[str, Any]) -> SentimentClassifier | SentimentEnsemble:
+    """The (untrained) network ``net.config()`` describes: one classifier or an ensemble of them."""
+    if "ensemble" in config:
+        return SentimentEnsemble([SentimentClassifier(**member) for member in config["ensemble"]])
+    return SentimentClassifier(**config)
+
+
+def predict_probabilities(net: SentimentClassifier | SentimentEnsemble, ids: np.ndarray,
+                          batch_size: int = 512) -> np.ndarray:
     """P(class 1) for padded ids (N, T) (PAD anywhere), in length-sorted batches, returned in input order."""
     aligned, lengths = (t.numpy() for t in left_align(torch.from_numpy(np.asarray(ids))))
     order = np.argsort(lengths, kind="stable")

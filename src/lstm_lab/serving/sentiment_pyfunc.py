@@ -75,11 +75,12 @@ class SentimentPyfunc(mlflow.pyfunc.PythonModel):
 
     def load_context(self, context) -> None:
         from lstm_lab.data.text import Tokenizer
-        from lstm_lab.models.classifier import SentimentClassifier
+        from lstm_lab.models.classifier import classifier_from_config
 
         meta = json.loads(Path(context.artifacts["classifier"]).read_text(encoding="utf-8"))
         self.tokenizer = Tokenizer.load(context.artifacts["tokenizer"])
-        self.net = SentimentClassifier(**meta["classifier"])
+        # One classifier, or an ensemble ({"ensemble": [member config, ...]}) answering its members' mean.
+        self.net = classifier_from_config(meta["classifier"])
         state = load_state_dict(context.artifacts["weights"])
         self.net.load_state_dict(state)
         self.net.eval()

@@ -36,7 +36,8 @@ def log_trials(parent: MlflowTarget, trials: Iterable[tuple[Mapping[str, Any], A
                   "pipeline": parent_run.data.tags.get("pipeline", ""), "trial_status": row["status"]},
         )
         now = int(time.time() * 1000)
-        metrics = [Metric(metric, v, now, step) for step, v in enumerate(curve) if math.isfinite(v)]
+        # step = epochs trained, as in a pipeline run's per-epoch metrics (tracking.epoch_metrics)
+        metrics = [Metric(metric, v, now, step) for step, v in enumerate(curve, start=1) if math.isfinite(v)]
         if math.isfinite(row[metric]):
             metrics.append(Metric("best_val_loss", row[metric], now, 0))
         params = [Param(k, str(v)[:6000]) for k, v in flatten(values).items()]

@@ -71,9 +71,21 @@ def load_corpus(raw: Mapping[str, pd.DataFrame], p: SentimentParams) -> tuple[pd
     if sum(skipped.values()):
         log.warning("skipped %d bad row(s) (sentiment.data.on_bad_rows: skip): %s", sum(skipped.values()),
                     ", ".join(f"{n} {r.replace('_', ' ')}" for r, n in skipped.items() if n))
+    holdout = None
+    if s.holdout == "sentences":  # val (and a test not given as a file) = whole held-out sentences
+        from lstm_lab.data.sst2_split import sentence_splits
+
+        frames, holdout = sentence_splits(frames, val_fraction=s.val_fraction, test_fraction=s.test_fraction,
+                                          seed=s.seed, stratify=s.stratify)
+        held = [f"{holdout[f'{k}_sentences']} {k}" for k in ("val", "test") if f"{k}_sentences" in holdout]
+        log.info("sentence-level split: %d sentences found in %d rows; held out %s; %d training phrase(s) "
+                 "dropped (they occur only inside held-out sentences)", holdout["sentences"], holdout["rows"],
+                 ", ".join(held), holdout["dropped_rows"])
     frames, made = assemble_splits(frames, val_fraction=s.val_fraction, test_fraction=s.test_fraction, seed=s.seed,
                                    stratify=s.stratify, roles=list(raw))
     corpus, report = corpus_table(frames, skipped)
+    if holdout is not None:
+        report["holdout"] = holdout
     log.info("corpus: %s rows (train/val/test)%s", "/".join(str(report["rows"][k]) for k in SPLITS),
              f"; {', '.join(made)} (seed {s.seed})" if made else "")
     return corpus, report
@@ -114,16 +126,39 @@ def training_data(corpus: pd.DataFrame, tokenizer: dict[str, Any], p: SentimentP
     """What the sentiment task trains on (in memory); also the input of the ``tune_sentiment`` sweep."""
     tok = Tokenizer.from_dict(tokenizer, "sentiment_tokenizer")
     (train_ids, train_labels), (val_ids, val_labels) = _encode(tok, corpus, "train"), _encode(tok, corpus, "val")
-    return {"train_ids": train_ids, "train_labels": train_labels, "val_ids": val_ids, "val_labels": val_labels,
+    data = {"train_ids": train_ids, "train_labels": train_labels, "val_ids": val_ids, "val_labels": val_labels,
             "vocab_size": len(tok), "tokenizer": tokenizer}
+    if p.embedding.vectors is not None:
+        data.update(_pretrained_vectors(tok, p))
+    return data
+
+
+def _pretrained_vectors(tok: Tokenizer, p: SentimentParams) -> dict[str, Any]:
+    """The vocabulary's rows of the configured vectors file; coverage logged and recorded as MLflow params."""
+    from lstm_lab.data.vectors import read_vectors
+    from lstm_lab.tracking import active_target, log_params
+
+    v = p.embedding.vectors
+    vectors = read_vectors(v.path, tok.vocab, p.embedding.dim, sha256=v.sha256, lowercase=tok.config.lowercase)
+    summary = vectors.summary()
+    log.info("word vectors %s: %d of %d vocabulary words found (coverage %.1f%%, %d rows in the file); the "
+             "others start random%s", vectors.path, summary["found"], summary["vocab_words"],
+             100 * vectors.coverage, summary["file_rows"], ", all frozen" if v.freeze else "")
+    target = active_target()
+    if target is not None:
+        from mlflow.tracking import MlflowClient
+
+        log_params(MlflowClient(tracking_uri=target.tracking_uri), target.run_id,
+                   {f"embedding.vectors.{key}": value for key, value in summary.items()})
+    return {"embedding_vectors": vectors.matrix, "embedding_found": vectors.found}
 
 
 def train_classifier(data: dict[str, Any], p: SentimentParams) -> tuple[dict[str, Any], pd.DataFrame]:
     from lstm_lab.tracking import active_target
-    from lstm_lab.training.entry import run_training
+    from lstm_lab.training.sentiment.task import train
 
-    result = run_training(TASK, p, data, tracking=active_target())
-    return result.checkpoint, pd.DataFrame(result.history)
+    checkpoint, history = train(p, data, tracking=active_target())  # one network or an ensemble (p.ensemble)
+    return checkpoint, pd.DataFrame(history)
 
 
 # --------------------------------------------------------------------------------------------------- evaluate
@@ -139,6 +174,17 @@ def evaluate_classifier(checkpoint: dict[str, Any], corpus: pd.DataFrame, tokeni
     metrics = binary_scores(labels, probs, p.evaluation.threshold)
     log.info("test: accuracy %.4f  F1 %.4f  ROC-AUC %.4f  (%d texts)", metrics["accuracy"], metrics["f1"],
              metrics["roc_auc"], metrics["n"])
+    if hasattr(net, "members"):  # an ensemble: each member's own scores too (MLflow: test_member_accuracy_<k>)
+        keys = ("accuracy", "f1", "roc_auc", "log_loss")
+        for key in keys:
+            metrics[f"member_{key}"] = {}
+        for k, member in enumerate(net.members):
+            scores = binary_scores(labels, predict_probabilities(member, ids, p.evaluation.batch_size),
+                                   p.evaluation.threshold)
+            for key in keys:
+                metrics[f"member_{key}"][str(k)] = scores[key]
+        log.info("test accuracy of the %d members: %s", len(net.members),
+                 ", ".join(f"{a:.4f}" for a in metrics["member_accuracy"].values()))
     names = np.asarray(p.data.class_names, dtype=object)
     predictions = pd.DataFrame({
         "text": corpus.loc[corpus["split"] == "test", "text"].to_numpy(),
@@ -152,7 +198,12 @@ def evaluate_classifier(checkpoint: dict[str, Any], corpus: pd.DataFrame, tokeni
 def plot_learning_curves(history: pd.DataFrame):
     from lstm_lab.evaluation import plots
 
-    return plots.learning_curves(history, "sentiment: learning curves",
+    title = "sentiment: learning curves"
+    if "member" in history:  # an ensemble: the members' mean per epoch (over the members still training)
+        members = history["member"].nunique()
+        history = history.drop(columns="member").groupby("epoch", as_index=False).mean()
+        title += f" (mean of {members} ensemble members)"
+    return plots.learning_curves(history, title,
                                  {"loss": "binary cross-entropy", "acc": "accuracy"}, log_scale=False)
 
 

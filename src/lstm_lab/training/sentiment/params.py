@@ -50,6 +50,11 @@ class SplitParams(StrictModel):
     test_fraction: float = Field(0.1, gt=0, lt=1)  # of the training file, when no test file is given
     seed: int = 42
     stratify: bool = True
+    # phrases: val/test are rows as given (files) or drawn at random from the training rows. sentences: the train
+    # and val files are pooled and val (and test, when no test file is given) becomes val_fraction (test_fraction)
+    # of the whole *sentences* (phrases no other row contains), leaving out of training the phrases that occur only
+    # inside held-out sentences: for phrase-level corpora such as GLUE SST-2 (lstm_lab/data/sst2_split.py).
+    holdout: Literal["phrases", "sentences"] = "phrases"
 
 
 class TextParams(StrictModel):
@@ -66,10 +71,29 @@ class TextParams(StrictModel):
     truncating: Literal["pre", "post"] = "pre"
 
 
+class VectorsParams(StrictModel):
+    """Pretrained word vectors (GloVe / word2vec / fastText text format) read from a file the user gives
+    (lstm_lab/data/vectors.py); never downloaded."""
+
+    path: str = Field(min_length=1)
+    sha256: str | None = None  # checked before reading when set: 64 hex digits (or "sha256:<hex>", "md5:<hex>")
+    freeze: bool = False  # true: the embedding keeps its initial values (file rows, random rows for the rest)
+
+    @field_validator("sha256")
+    @classmethod
+    def _checksum(cls, value):
+        if value:
+            from lstm_lab.data.download import parse_checksum
+
+            parse_checksum(value)  # a malformed checksum fails with the configuration, not after training
+        return value or None
+
+
 class EmbeddingParams(StrictModel):
     dim: int = Field(100, ge=1)
     dropout: float = Field(0.0, ge=0.0, lt=1.0)  # element-wise, on the embedded vectors
     word_dropout: float = Field(0.0, ge=0.0, lt=1.0)  # share of training tokens read as OOV
+    vectors: VectorsParams | None = None  # null: learnt from scratch
 
 
 class EvaluationParams(StrictModel):
@@ -96,6 +120,12 @@ class SentimentParams(StrictModel):
     embedding: EmbeddingParams = Field(default_factory=EmbeddingParams)
     model: ModelSpec = Field(default_factory=lambda: ModelSpec(hidden_sizes=[128]))
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+    # DropConnect on the recurrent kernels W_hh (AWD-LSTM, Merity et al. 2017): each training forward pass drops
+    # this share of their weights (one mask per batch, shared by all time steps), on the native and cell paths.
+    weight_drop: float = Field(0.0, ge=0.0, lt=1.0)
+    # N > 1: N networks trained with seeds training.seed, seed+1, ..., seed+N-1 (each with its own early stopping),
+    # saved as one model that answers the mean of their probabilities (lstm_lab/models/classifier.py).
+    ensemble: int = Field(1, ge=1)
     evaluation: EvaluationParams = Field(default_factory=EvaluationParams)
     serving: ServingParams = Field(default_factory=ServingParams)
 
