@@ -130,8 +130,10 @@ def test_native_is_torch_including_proj_size():
     assert_same_results(run(ref, x), run(ours, x))
 
 
-def test_fused_scan_gradcheck_and_matches_reference():
+@pytest.mark.parametrize("backend", ["python", "auto"])  # auto: the compiled kernel where it builds
+def test_fused_scan_gradcheck_and_matches_reference(backend, monkeypatch):
     """The hand-written backward of the fused path, checked numerically (float64), masks included."""
+    monkeypatch.setattr(fused_scan, "LOOP_BACKEND", backend)
     T, B, H = 4, 2, 3
     dt = torch.float64
     xp = torch.randn(T, B, 4 * H, dtype=dt, requires_grad=True)

@@ -3,21 +3,24 @@
 The equations and the variants are in ``lstm_lab.models.cell``; this module is the fast path that NP (the
 default, and what recurrent/input dropout use) takes through them.
 
-Two implementations of the time loop
-------------------------------------
-Both do the input projection ``W x_t + b`` for every time step in ONE matmul before the loop, and the four
-gates' recurrent term in ONE fused (B, H) @ (H, 4H) matmul per step.
+Three implementations of the time loop
+--------------------------------------
+All do the input projection ``W x_t + b`` for every time step in ONE matmul before the loop (biases fused into
+it), and the four gates' recurrent term in ONE fused (B, H) @ (H, 4H) matmul per step.
 
-* ``scan_reference``: the equations in a plain loop, differentiated by autograd. Every variant, and it can
-  return the gate activations. Autograd records ~12 nodes per step, and that bookkeeping dominates.
-* ``FusedLSTMScan``: NP only (the default, and what recurrent/input dropout use). The forward loop runs
-  without autograd and saves the gate activations; the backward pass is hand-written backpropagation through
-  time: per step one (B, 4H) @ (4H, H) matmul plus a few element-wise ops, with everything that does not
-  depend on the running gradient (σ' and tanh' factors) computed for all steps at once before the loop, and
-  dU = Σ_t dA_t^T h_{t-1} done as ONE (4H, T·B) @ (T·B, H) matmul after it.
+* ``cell.scan_reference``: the equations in a plain loop, differentiated by autograd. Every variant, and it
+  can return the gate activations. Autograd records ~12 nodes per step, and that bookkeeping dominates.
+* ``FusedLSTMScan`` with the Python loops below (NP only): the forward loop runs without autograd and saves the
+  gate activations; the backward pass is hand-written backpropagation through time: per step one
+  (B, 4H) @ (4H, H) matmul plus a few element-wise ops, the σ'/tanh' factors computed for all steps at once
+  before the loop, and dU = Σ_t dA_t^T h_{t-1} as ONE (4H, T·B) @ (T·B, H) matmul after it. ~15 tensor ops
+  per step, each dispatched from Python.
+* ``FusedLSTMScan`` with ``fused_kernel`` -- the default on CPU (float32/64) wherever a C++ compiler is found:
+  the same two loops in C++, per step one BLAS GEMM plus ONE pass over (B, H) that computes the four gates,
+  the cell update, h and the backward factors (split over torch's OpenMP threads when B·H >= 2048).
 
-How the fast path was chosen (this repo's 2-core AMD EPYC VM, fp32, torch.set_num_threads(2); medians)
-1. Prototypes, forward + backward of one layer's scan only, median of 10 (native = torch.nn.LSTM, oneDNN):
+How the default was chosen (this repo's 2-core AMD EPYC VM, shared with other jobs; fp32; medians)
+1. Earlier: hand-written BPTT vs autograd, forward + backward of one layer's scan, 2 threads:
 
     (B, T, I, H)                          (32, 200, 100, 128)   (64, 100, 65, 128)
     native torch.nn.LSTM                        83 ms                 61 ms
@@ -27,23 +30,32 @@ How the fast path was chosen (this repo's 2-core AMD EPYC VM, fp32, torch.set_nu
     fused BPTT, plain Python loops             125 ms                113 ms
     fused BPTT, torch.jit.script loops         117 ms                104 ms
 
-   torch.compile of the whole fused loops unrolls the time loop: first call 70 s at T=10; at T=100 (2 layers)
-   it had not finished after 600 s (both measured while other jobs loaded the machine). Compiling only the
-   step leaves a guard check and an autograd wrapper per step, slower than the plain loop.
-2. Then, in the fused loops: tanh as 2σ(2x) - 1 (torch.tanh costs ~4x torch.sigmoid per element here) and
-   writing into preallocated buffers instead of stacking lists: ~5-15 % less, within this VM's noise.
-3. Final code, full training step (forward + backward + Adam, benchmarks/results/lstm_throughput.md,
-   steps of the variants interleaved in one process):
+   The cell stayed 1.4-1.7x native per training step (TorchScript: 1.3-1.5x, deprecated in torch 2.13).
+2. Issue 18 (target: cell <= 1.3x native). Measured on the sentiment shape, scan forward + backward, 1 thread:
+   * torch.compile (inductor, C++ backend) of the fused loops' per-step functions, no_grad, BPTT still by
+     hand: first call 50 s, then 202 ms vs 187 ms for the same steps eager -- the compiled function's per-call
+     guards and wrapper cost what its fusion saves. The whole loop compiles unrolled (70 s at T=10, not
+     done after 600 s at T=100). Rejected.
+   * A C++ extension on ATen (TORCH_LIBRARY, at::addmm_out + one fused element-wise pass per step): 145 ms
+     vs 258 ms for the Python loops, but a 41 s build (17 s CPU) for the ATen headers.
+   * The same loops including no torch header, the BLAS GEMM passed in as a function pointer: the same speed,
+     a cold build of 1.0-2.2 s (cached afterwards; loading the cached one: 6 ms). Chosen: fused_kernel.
+   * Its gate nonlinearities in double (4 lanes) rather than glibc's vector expf/tanhf (8 lanes): no
+     measurable cost, and a gradient 3.8e-6 instead of 1.14e-5 from torch.nn.LSTM's (|g| ~ 45).
+   * Its element-wise pass split over torch's 2 OpenMP threads vs serial, full training step / native,
+     2 threads, 8 interleaved rounds: sentiment 0.88 vs 1.04, textgen 0.99 vs 1.18 -> split when B·H >= 2048
+     (a threshold picked, not tuned: forecast's B·H = 1600 stays serial, ~20-30 µs of element-wise work a step).
+3. Result, full training step with Adam, 2 threads, quiet rounds interleaved with torch.nn.LSTM and Keras
+   (benchmarks/results/lstm_throughput.md, 2026-11-30; cell / native within each round, median [min-max]):
 
-    shape (B, T, I, H, layers)            native   cell (Python loops)   cell (TorchScript)   autograd loop
-    forecast  (32, 10, 1, 50, 1)          3.1 ms        5.2 ms               4.6 ms              5.9 ms
-    sentiment (32, 200, 100, 128, 1)       81 ms        133 ms               121 ms              417 ms
-    textgen   (64, 100, 65, 128, 2)       152 ms        217 ms               197 ms              528 ms
+    shape (B, T, I, H, layers)         native     cell (kernel)           cell, Python loops (fallback)
+    forecast  (32, 10, 1, 50, 1)       2.50 ms    3.14 ms  1.14 [0.95-1.58]   5.29 ms  1.68 [1.32-2.10] x cell
+    sentiment (32, 200, 100, 128, 1)   78.9 ms    69.6 ms  0.83 [0.78-1.03]    112 ms  1.66 [1.38-2.02] x cell
+    textgen   (64, 100, 65, 128, 2)     158 ms     150 ms  0.96 [0.73-1.13]    225 ms  1.44 [1.12-1.81] x cell
 
-The algorithmic change (hand-written BPTT) is worth 2.5-3x on the long sequences; TorchScript on top of it
-only 9-12 %, costs +50-65 MiB peak RSS in that benchmark, and ``torch.jit.script`` is deprecated as of torch
-2.13. So the loops below are plain Python; ``LOOP_BACKEND = "script"`` switches the fused loops to
-TorchScript.
+Chunked BPTT was not needed: the kernel saves K (T, B, 4H) and three (T, B, H) tensors per layer, no more
+than the Python loops (peak RSS growth of a sentiment step: 54 MiB vs 60 native, 78 Python loops). ``LOOP_BACKEND``
+forces a loop implementation ("python", "script" = TorchScript, "cpp" = the kernel or an error).
 """
 
 from __future__ import annotations
@@ -53,6 +65,8 @@ from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
+
+from lstm_lab.models import fused_kernel
 
 
 def _fused_forward_loop(
@@ -126,13 +140,15 @@ def _fused_backward_loop(
     return dA, dh, dc
 
 
-# "python" or "script" (TorchScript); see the measurements in the module docstring.
-LOOP_BACKEND = "python"
+# "auto": the compiled kernel (fused_kernel) for CPU float32/float64 when it builds, else the Python loops;
+# "python", "script" (TorchScript) or "cpp" (the kernel; an error where it cannot be built). See the module
+# docstring for the measurements behind the default.
+LOOP_BACKEND = "auto"
 _SCRIPTED: dict[str, object] = {}
 
 
 def _loops():
-    if LOOP_BACKEND == "python":
+    if LOOP_BACKEND in ("python", "auto", "cpp"):
         return _fused_forward_loop, _fused_backward_loop
     if not _SCRIPTED:
         with warnings.catch_warnings():  # torch.jit.script is deprecated in torch 2.13
@@ -140,6 +156,17 @@ def _loops():
             _SCRIPTED["fwd"] = torch.jit.script(_fused_forward_loop)
             _SCRIPTED["bwd"] = torch.jit.script(_fused_backward_loop)
     return _SCRIPTED["fwd"], _SCRIPTED["bwd"]
+
+
+def _use_kernel(xp: Tensor) -> bool:
+    if LOOP_BACKEND == "cpp":
+        if not fused_kernel.supports(xp):
+            raise RuntimeError(
+                f"LOOP_BACKEND='cpp' but the compiled kernel cannot run here "
+                f"({fused_kernel.unavailable_reason() or f'{xp.device.type} {xp.dtype}'})"
+            )
+        return True
+    return LOOP_BACKEND == "auto" and fused_kernel.supports(xp)
 
 
 class FusedLSTMScan(torch.autograd.Function):
@@ -152,12 +179,20 @@ class FusedLSTMScan(torch.autograd.Function):
         da_g = dc ⊙ i ⊙ (1-g²)    da_o = dh ⊙ tanh(c_t) ⊙ o(1-o)
         dh_t-1 = dA U (⊙ recurrent mask),  dc_t-1 = dc ⊙ f
     The factors multiplying dc / dh (K, K1) do not depend on the running gradient, so they are computed
-    for all t at once before the loop. Past a sequence's end (valid = 0) the state was carried, so the
-    gradient is carried too and dA = 0 there (valid is folded into K and K1).
+    for all t at once before the loop (Python loops) or in the forward step itself (compiled kernel). Past
+    a sequence's end (valid = 0) the state was carried, so the gradient is carried too and dA = 0 there
+    (valid is folded into K and K1).
     """
 
     @staticmethod
     def forward(ctx, xp, w_hh, h0, c0, valid, rmask):
+        ctx.kernel = _use_kernel(xp)
+        if ctx.kernel:
+            vf = None if valid is None else valid.reshape(valid.shape[0], -1).to(xp.dtype).contiguous()  # (T, B)
+            rm = None if rmask is None else rmask.to(xp.dtype).contiguous()
+            out, hs, h_n, c_n, K, K1, F = fused_kernel.forward(xp, w_hh, h0, c0, vf, rm, any(ctx.needs_input_grad))
+            ctx.save_for_backward(w_hh, h0, hs, K, K1, F, vf, rm)
+            return out, h_n, c_n
         fwd, _ = _loops()
         H = h0.shape[1]
         with torch.no_grad():
@@ -170,30 +205,15 @@ class FusedLSTMScan(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, dout, dh_n, dc_n):
-        w_hh, h0, c0, hs, cs, acts, valid, rmask = ctx.saved_tensors
+        if ctx.kernel:
+            w_hh, h0, hs, K, K1, F, vf, rmask = ctx.saved_tensors
+            dout = torch.zeros_like(hs) if dout is None else dout
+            dh_n = torch.zeros_like(h0) if dh_n is None else dh_n
+            dc_n = torch.zeros_like(h0) if dc_n is None else dc_n
+            dA, dh0, dc0 = fused_kernel.backward(dout, dh_n, dc_n, K, K1, F, w_hh, vf, rmask)
+        else:
+            dA, dh0, dc0, hs, h0, rmask, w_hh = _python_backward(ctx, dout, dh_n, dc_n)
         T, B, H = hs.shape
-        i, f, g, o = acts.chunk(4, dim=2)  # each (T, B, H)
-        K = torch.empty_like(acts)  # (T, B, 4H), filled in place block by block
-        K_i, K_f, K_g, K_o = K.chunk(4, dim=2)
-        torch.mul(i, 1 - i, out=K_i).mul_(g)  # g ⊙ σ'
-        torch.mul(f, 1 - f, out=K_f)  # c_{t-1} ⊙ σ'
-        K_f[0].mul_(c0)
-        K_f[1:].mul_(cs[:-1])
-        torch.mul(g, g, out=K_g).neg_().add_(1.0).mul_(i)  # i ⊙ tanh'
-        tc = torch.tanh(cs)  # (T, B, H)
-        torch.mul(o, 1 - o, out=K_o).mul_(tc)  # tanh(c) ⊙ σ'
-        K1 = torch.addcmul(o, o, tc * tc, value=-1.0)  # o ⊙ (1 - tanh²c)
-        vf = None
-        if valid is not None:
-            vf = valid.to(acts.dtype)  # (T, B, 1)
-            K_o.mul_(vf)
-            K1.mul_(vf)
-        dout = torch.zeros_like(hs) if dout is None else dout.contiguous()
-        dh_n = torch.zeros_like(h0) if dh_n is None else dh_n
-        dc_n = torch.zeros_like(c0) if dc_n is None else dc_n
-        _, bwd = _loops()
-        dA, dh0, dc0 = bwd(dout, dh_n, dc_n, K, K1, f.contiguous(), w_hh, vf, rmask)
-
         dw_hh = None  # Σ_t dA_tᵀ h_{t-1}: one (4H, T·B) @ (T·B, H) matmul for all steps
         if ctx.needs_input_grad[1] and rmask is None:
             dw_hh = torch.addmm(dA[0].t() @ h0, dA[1:].reshape(-1, 4 * H).t(), hs[:-1].reshape(-1, H))
@@ -203,5 +223,29 @@ class FusedLSTMScan(torch.autograd.Function):
         return dA, dw_hh, dh0, dc0, None, None
 
 
-# ----------------------------------------------------------------------------------------------------------
-# One layer, one direction: input dropout, time reversal, input projection, scan.
+def _python_backward(ctx, dout, dh_n, dc_n):
+    """Backward of the Python/TorchScript loops: the factors K, K1 for all steps at once, then the loop."""
+    w_hh, h0, c0, hs, cs, acts, valid, rmask = ctx.saved_tensors
+    i, f, g, o = acts.chunk(4, dim=2)  # each (T, B, H)
+    K = torch.empty_like(acts)  # (T, B, 4H), filled in place block by block
+    K_i, K_f, K_g, K_o = K.chunk(4, dim=2)
+    torch.mul(i, 1 - i, out=K_i).mul_(g)  # g ⊙ σ'
+    torch.mul(f, 1 - f, out=K_f)  # c_{t-1} ⊙ σ'
+    K_f[0].mul_(c0)
+    K_f[1:].mul_(cs[:-1])
+    torch.mul(g, g, out=K_g).neg_().add_(1.0).mul_(i)  # i ⊙ tanh'
+    tc = torch.tanh(cs)  # (T, B, H)
+    torch.mul(o, 1 - o, out=K_o).mul_(tc)  # tanh(c) ⊙ σ'
+    K1 = torch.addcmul(o, o, tc * tc, value=-1.0)  # o ⊙ (1 - tanh²c)
+    vf = None
+    if valid is not None:
+        vf = valid.to(acts.dtype)  # (T, B, 1)
+        K_o.mul_(vf)
+        K1.mul_(vf)
+    dout = torch.zeros_like(hs) if dout is None else dout.contiguous()
+    dh_n = torch.zeros_like(h0) if dh_n is None else dh_n
+    dc_n = torch.zeros_like(c0) if dc_n is None else dc_n
+    _, bwd = _loops()
+    dA, dh0, dc0 = bwd(dout, dh_n, dc_n, K, K1, f.contiguous(), w_hh, vf, rmask)
+    return dA, dh0, dc0, hs, h0, rmask, w_hh
+
