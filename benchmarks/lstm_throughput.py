@@ -47,8 +47,9 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the modules beside this script
 from lstm_throughput_workers import SHAPES  # noqa: E402
+from machine import cpu_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).with_name("lstm_throughput_workers.py")
@@ -153,10 +154,6 @@ def kernel_build_seconds():
                               env=dict(os.environ, LSTM_LAB_KERNEL_DIR=d))
     return (float(proc.stdout.split()[-1]), "ok") if proc.returncode == 0 else (float("nan"), proc.stderr[-300:])
 
-
-def cpu_model():
-    out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    return next((ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name")), "?")
 
 
 def stats(xs):

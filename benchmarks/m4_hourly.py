@@ -32,7 +32,6 @@ import csv
 import os
 import resource
 import shlex
-import subprocess
 import sys
 import time
 from datetime import datetime, timedelta, timezone
@@ -40,6 +39,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.py, also when loaded by path
+from machine import cpu_model  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 GROUP = "Hourly"
@@ -371,15 +373,6 @@ def report(args, scores, baselines, info, anchors, load_before, load_after, wall
     ]
     return "\n".join(lines) + "\n"
 
-
-def cpu_model() -> str:
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
