@@ -5,7 +5,8 @@
     kedro run --pipelines=sentiment --env=sst2 --params=sst2_dir=<data>,sentiment.ensemble=3,...
 
 once: the three ensemble members are trained with seeds 42, 43, 44, each exactly as a single run with that seed
-would train (its own early stopping on the dev loss and its own best checkpoint), so one run gives the three
+would train (its own early stopping and its own best checkpoint, both on ``training.monitor``: dev accuracy in
+conf/sst2 since 2026-11-30, dev loss before), so one run gives the three
 single-model results (per seed, mean, spread) *and* the 3-model ensemble (mean of the probabilities), for the
 CPU time of the three seeds. conf/sst2 holds the benchmark's recipe (no pretrained embeddings); since 2026-11-30
 its dev split is sentence level (``split.holdout: sentences``, lstm_lab/data/sst2_split.py): train.tsv and
@@ -17,8 +18,9 @@ found only inside them leave training.
     .venv/bin/python benchmarks/sst2.py --uci                   # the UCI sentences (conf/uci_recipe) with the recipe
     .venv/bin/python benchmarks/sst2.py --quick                 # a smoke test: 1 epoch on 2 % of the batches
 
-Selection uses dev only: each member keeps its lowest-dev-loss epoch; configurations are compared on the mean dev
-accuracy of their members. The test set is scored once per model, by the pipeline's evaluation node. Results
+Selection uses dev only: each member keeps its best epoch by ``training.monitor`` (highest dev accuracy, or lowest
+dev loss for ``*-loss`` configurations); configurations are compared on the mean dev accuracy of their members.
+The test set is scored once per model, by the pipeline's evaluation node. Results
 are *appended* to benchmarks/results/sst2.md as a dated section (earlier sections are kept).
 """
 
@@ -53,7 +55,10 @@ CONFIGS = {
     "phrase-dev": ("BiLSTM(128) mean, dropout 0.3/0.3 (run D), dev = random 10 % of the phrases (the old protocol)",
                    ["sentiment.split.holdout=phrases", "sentiment.weight_drop=0.0"]),
     "sent": ("run D, dev = 689 held-out whole sentences", ["sentiment.weight_drop=0.0"]),
-    "sent-wd": ("run D + weight drop 0.5 on W_hh, sentence dev (conf/sst2 as committed)", []),
+    "sent-wd": ("run D + weight drop 0.5 on W_hh, sentence dev, selected on dev accuracy (conf/sst2 as committed)",
+                []),
+    "sent-wd-loss": ("sent-wd selected on dev loss (training.monitor=val_loss: conf/sst2 before 2026-11-30)",
+                     ["sentiment.training.monitor=val_loss"]),
     "sent-wd-vocab": ("sent-wd with every training word in the vocabulary (13,962 ids instead of 10,000)",
                       ["sentiment.text.max_size=15000"]),
 }
@@ -72,14 +77,16 @@ def kedro_run(env: str, params: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def outputs(env: str) -> tuple[dict, pd.DataFrame, dict]:
+def outputs(env: str) -> tuple[dict, pd.DataFrame, dict, str]:
+    """The run's test metrics, epoch history, ensemble summary and the metric that selected each member's epoch."""
     import torch
 
     reporting = REPO / "data" / "08_reporting" / env
     metrics = json.loads((reporting / "sentiment_metrics.json").read_text())
     history = pd.read_csv(reporting / "sentiment_history.csv")
     checkpoint = torch.load(REPO / "data" / "06_models" / env / "sentiment_model.ckpt", weights_only=True)
-    return metrics, history, checkpoint.get("ensemble") or {}
+    monitor = (checkpoint["hyper_parameters"].get("training") or {}).get("monitor", "val_loss")
+    return metrics, history, checkpoint.get("ensemble") or {}, monitor
 
 
 def pair_ensembles(env: str, root: Path = REPO) -> list[float]:
@@ -109,18 +116,20 @@ def pair_ensembles(env: str, root: Path = REPO) -> list[float]:
             for a, b in combinations(range(len(probs)), 2)]
 
 
-def summarise(name: str, what: str, metrics: dict, history: pd.DataFrame, ensemble: dict, wall: float) -> dict:
-    """Per seed (member): dev accuracy at its best dev-loss epoch, test accuracy; the ensemble's."""
+def summarise(name: str, what: str, metrics: dict, history: pd.DataFrame, ensemble: dict, monitor: str,
+              wall: float) -> dict:
+    """Per seed (member): dev accuracy at the epoch it kept (best by ``monitor``, the first of ties, as Lightning's
+    ModelCheckpoint keeps it), test accuracy; the ensemble's."""
     seeds = []
     for k, member in enumerate(ensemble.get("members") or [{"seed": None}]):
         rows = history[history["member"] == k] if "member" in history else history
         rows = rows[rows["train_loss"].notna()].reset_index(drop=True)  # trained epochs, in order
-        best = int(rows["val_loss"].idxmin())
+        best = int(rows[monitor].idxmax() if monitor == "val_acc" else rows[monitor].idxmin())
         test = metrics["member_accuracy"][str(k)] if "member_accuracy" in metrics else metrics["accuracy"]
         seeds.append({"seed": member["seed"], "dev_acc": 100 * float(rows["val_acc"][best]), "test_acc": 100 * test,
                       "dev_loss": float(rows["val_loss"][best]), "epochs": len(rows), "best_epoch": best + 1})
     test = [s["test_acc"] for s in seeds]
-    return {"config": name, "what": what, "seeds": seeds, "wall_s": wall,
+    return {"config": name, "what": what, "seeds": seeds, "wall_s": wall, "monitor": monitor,
             "test_mean": statistics.mean(test), "test_std": statistics.stdev(test) if len(test) > 1 else 0.0,
             "dev_mean": statistics.mean(s["dev_acc"] for s in seeds),
             "ens_test": 100 * metrics["accuracy"], "ens_dev": 100 * ensemble.get("val_acc", float("nan")),
@@ -129,16 +138,17 @@ def summarise(name: str, what: str, metrics: dict, history: pd.DataFrame, ensemb
 
 def section(rows: list[dict], args, total: float, load: tuple[float, float]) -> list[str]:
     lines = [
-        f"## {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC: sentence-level dev, weight drop, {args.seeds} seeds "
-        "and their ensemble",
+        f"## {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC: {', '.join(r['config'] for r in rows)}: "
+        f"{args.seeds} seeds and their ensemble",
         "",
         f"- machine: {machine()}; load average {load[0]:.2f} at the start, {load[1]:.2f} at the end (the 2 cores "
         "are shared with other engineers' jobs, so wall times are upper bounds)",
         "- command: `.venv/bin/python benchmarks/sst2.py" + "".join(f" --only {o}" for o in args.only or [])
         + "".join(f" --param {p}" for p in args.param) + "` (each configuration: one `kedro run --env=sst2` with "
         f"`sentiment.ensemble={args.seeds}`, `training.num_threads=1`)",
-        "- protocol: train on GLUE train phrases, early stopping and checkpoint selection on the dev loss of each "
-        "seed, accuracy on `test.tsv` (= GLUE dev, 872 sentences); no pretrained embeddings. `sent*` rows: dev = 689 "
+        "- protocol: train on GLUE train phrases, early stopping and checkpoint selection per seed on its dev "
+        "metric (`training.monitor`: " + ", ".join(f"{r['config']} {r['monitor']}" for r in rows) + "), "
+        "accuracy on `test.tsv` (= GLUE dev, 872 sentences); no pretrained embeddings. `sent*` rows: dev = 689 "
         "held-out sentences (10 % of the 6,885 found), 5,744 phrases found only inside them dropped, 60,916 "
         "training phrases; `phrase-dev`: dev = our dev.tsv (random 10 % of the phrases), 60,614 training phrases",
         f"- total wall time: {total:.0f} s",
@@ -179,8 +189,8 @@ def uci(args, extra: list[str]) -> list[str]:
             if "\t" in line:
                 sources.setdefault(line.rsplit("\t", 1)[0].strip(), name)
     wall = kedro_run("uci_recipe", [f"uci_dir={args.uci_data.resolve()}", f"sentiment.ensemble={args.seeds}", *extra])
-    metrics, history, ensemble = outputs("uci_recipe")
-    r = summarise("uci", "the sst2 recipe", metrics, history, ensemble, wall)
+    metrics, history, ensemble, monitor = outputs("uci_recipe")
+    r = summarise("uci", f"the sst2 recipe, selected on {monitor}", metrics, history, ensemble, monitor, wall)
     pairs = pair_ensembles("uci_recipe")
     predictions = pd.read_csv(REPO / "data" / "07_model_output" / "uci_recipe" / "sentiment_predictions.csv")
     predictions["source"] = predictions["text"].map(lambda t: sources.get(str(t).strip(), "?"))

@@ -25,55 +25,67 @@ def epoch_metrics(trainer: pl.Trainer) -> dict[str, float]:
 
 
 INITIAL_VAL_LOSS = "initial_val_loss"  # attribute of the LightningModule that InitialValidation sets
+INITIAL_VAL_METRICS = "initial_val_metrics"  # the same validation's every metric: {"val_loss": ..., "val_acc": ...}
 
 
-def validation_loss(trainer: pl.Trainer, module: pl.LightningModule) -> float:
-    """The module's mean validation loss over the whole validation loader (the same weighting as the epoch
-    metric: each batch's mean loss times the number of items it averages), without touching Lightning's loops.
+def validation_metrics(trainer: pl.Trainer, module: pl.LightningModule) -> dict[str, float]:
+    """The module's mean validation loss and other metrics (``val_<name>``) over the whole validation loader,
+    with the same weighting as the epoch metrics (each batch's mean times the number of items it averages),
+    without touching Lightning's loops.
 
-    Every rank reads the whole loader (no distributed sampler here), so every rank gets the same number.
+    Every rank reads the whole loader (no distributed sampler here), so every rank gets the same numbers.
     """
     loader = trainer.datamodule.val_dataloader()
     was_training = module.training
     module.eval()
-    total, count = 0.0, 0
+    totals: dict[str, float] = {}
+    count = 0
     try:
         with torch.no_grad(), trainer.precision_plugin.forward_context():
             for batch in loader:
-                loss, n, _ = module.loss(trainer.strategy.batch_to_device(batch), "val")
-                total, count = total + float(loss) * n, count + n
+                loss, n, extras = module.loss(trainer.strategy.batch_to_device(batch), "val")
+                for name, value in {"loss": loss, **extras}.items():
+                    totals[f"val_{name}"] = totals.get(f"val_{name}", 0.0) + float(value) * n
+                count += n
     finally:
         module.train(was_training)
-    return total / count if count else math.nan
+    if not count:
+        return {"val_loss": math.nan}
+    return {name: total / count for name, total in totals.items()}
+
+
+def validation_loss(trainer: pl.Trainer, module: pl.LightningModule) -> float:
+    """The module's mean validation loss (:func:`validation_metrics`' ``val_loss``)."""
+    return validation_metrics(trainer, module)["val_loss"]
 
 
 class InitialValidation(pl.Callback):
     """Validates the untrained model before the first epoch: the history's epoch 0 and MLflow's step 0.
 
     For a model that starts as a baseline (the forecaster's residual head is zero, so it starts as the naive
-    forecast) this is the score training must beat: early stopping counts patience from it, and ``fit`` keeps
-    the untrained weights when no epoch beats them. Put it first: the callbacks after it read the value from
-    the module (``initial_val_loss``) in their own ``on_train_start``. Skipped when a fit resumes mid-way.
+    forecast) this is the score training must beat: early stopping counts patience from it (from its value of
+    the monitored metric, ``training.monitor``), and ``fit`` keeps the untrained weights when no epoch beats them.
+    Put it first: the callbacks after it read the values from the module (``initial_val_loss``,
+    ``initial_val_metrics``) in their own ``on_train_start``. Skipped when a fit resumes mid-way.
     """
 
     def on_train_start(self, trainer, pl_module):
         if trainer.current_epoch != 0:
             return
-        value = validation_loss(trainer, pl_module)
-        setattr(pl_module, INITIAL_VAL_LOSS, value)
-        if not math.isfinite(value):
-            return
+        values = validation_metrics(trainer, pl_module)
+        setattr(pl_module, INITIAL_VAL_LOSS, values["val_loss"])
+        setattr(pl_module, INITIAL_VAL_METRICS, values)
         from lightning.pytorch.callbacks import EarlyStopping
 
         for callback in trainer.callbacks:
-            if isinstance(callback, EarlyStopping) and callback.monitor == "val_loss":
-                callback.best_score = torch.tensor(value)  # patience counts from the untrained score
+            if isinstance(callback, EarlyStopping) and math.isfinite(values.get(callback.monitor, math.nan)):
+                callback.best_score = torch.tensor(values[callback.monitor])  # patience counts from the untrained score
 
 
 class EpochHistory(pl.Callback):
     """Collects one row per epoch: epoch (1 = after the first), train_loss, val_loss (and any other epoch-level
-    metric); with :class:`InitialValidation` before it, a first row ``{epoch: 0, val_loss}`` for the untrained
-    model.
+    metric); with :class:`InitialValidation` before it, a first row ``{epoch: 0, val_loss}`` (and the other
+    validation metrics the task logs, e.g. ``val_acc``) for the untrained model.
 
     With ``path``, global rank 0 also appends each row to that JSON-lines file as the epoch ends. That is how
     the rows get back from ranks that are not this process (ddp_spawn/ddp_fork children, torchrun ranks),
@@ -101,9 +113,11 @@ class EpochHistory(pl.Callback):
             self.path.write_text("".join(json.dumps(row) + "\n" for row in self.rows))
 
     def on_train_start(self, trainer, pl_module):
-        value = getattr(pl_module, INITIAL_VAL_LOSS, None)
-        if value is not None and trainer.current_epoch == 0 and not self.rows:
-            self._add({"epoch": 0, "val_loss": value}, trainer)
+        values = getattr(pl_module, INITIAL_VAL_METRICS, None)
+        if values is None and getattr(pl_module, INITIAL_VAL_LOSS, None) is not None:
+            values = {"val_loss": getattr(pl_module, INITIAL_VAL_LOSS)}
+        if values is not None and trainer.current_epoch == 0 and not self.rows:
+            self._add({"epoch": 0, "val_loss": values["val_loss"], **values}, trainer)
 
     def on_train_epoch_end(self, trainer, pl_module):
         if trainer.sanity_checking:

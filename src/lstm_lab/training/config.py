@@ -1,12 +1,26 @@
-"""Training settings shared by every pipeline (the ``training:`` section of parameters_<pipeline>.yml)."""
+"""Training settings shared by every pipeline (the ``training:`` section of parameters_<pipeline>.yml).
+
+``monitor`` names the validation metric that selects the best checkpoint and drives early stopping. Its
+direction is the metric's own (:data:`MONITOR_MODES`: a loss is minimised, an accuracy maximised), and it must be
+one the task logs: ``Task.logged_metrics(params)`` (``val_loss`` only, unless the task says otherwise; the
+sentiment task also logs ``val_acc``), checked by :func:`check_monitor` before training.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from lstm_lab.errors import LstmLabError
 from lstm_lab.schema import StrictModel
+
+# Validation metrics a fit can be selected on, with the direction that makes them better. What a task logs is
+# ``val_loss`` plus ``val_<name>`` for each extra metric its TaskModule.loss returns (sentiment: ``acc``; textgen:
+# ``bits_per_char``, val_loss / ln 2, so selecting on it is selecting on val_loss; the panel module: ``mae``).
+MONITOR_MODES: dict[str, Literal["min", "max"]] = {"val_loss": "min", "val_acc": "max", "val_bits_per_char": "min",
+                                                   "val_mae": "min"}
 
 
 class TrainerSettings(StrictModel):
@@ -54,8 +68,17 @@ class TrainingConfig(StrictModel):
     learning_rate: float = Field(1e-3, gt=0)
     lr_schedule: LrSchedule = Field(default_factory=LrSchedule)
     weight_decay: float = Field(0.0, ge=0)
-    early_stopping_patience: int | None = Field(10, ge=1)  # epochs without val_loss improvement; None = off
-    early_stopping_min_delta: float = Field(0.0, ge=0)
+    # The validation metric that picks the best checkpoint (and the untrained model's, where a task validates it
+    # first) and that early stopping watches; minimised or maximised as MONITOR_MODES says. FitResult.best_val_loss
+    # is the val_loss of the checkpoint it picks, and the history keeps val_loss either way. The plateau learning-
+    # rate schedule stays on val_loss.
+    monitor: str = "val_loss"
+    early_stopping_patience: int | None = Field(10, ge=1)  # epochs without `monitor` improving; None = off
+    early_stopping_min_delta: float = Field(0.0, ge=0)  # in the units of `monitor`
+    # Wall-time budget of one fit in minutes (Lightning's Trainer(max_time=...)), validation included: training
+    # stops after the batch that crosses it (one validation pass follows) and the best checkpoint so far is kept.
+    # A resumed fit counts the time of the attempt it continues. None: no limit (max_epochs and early stopping only).
+    max_minutes: float | None = Field(None, gt=0)
     deterministic: bool = True
     # torch intra-op threads; None = the CPUs this process may use (affinity, cgroup quota), 1 per DDP rank, a Ray
     # trial's resources_per_trial.cpu (training/runtime.py)
@@ -68,3 +91,24 @@ class TrainingConfig(StrictModel):
     # configuration on the same data runs again after a crash or a kill (training/resume.py); never: a scratch dir
     resume: Literal["auto", "never"] = "auto"
     trainer: TrainerSettings = Field(default_factory=TrainerSettings)
+
+    @field_validator("monitor")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        if value not in MONITOR_MODES:
+            raise ValueError(f"not a validation metric a task logs (allowed: {', '.join(MONITOR_MODES)})")
+        return value
+
+    @property
+    def monitor_mode(self) -> Literal["min", "max"]:
+        """``min`` or ``max``: which way ``monitor`` improves."""
+        return MONITOR_MODES[self.monitor]
+
+
+def check_monitor(cfg: TrainingConfig, task: str, logged: Iterable[str], where: str | None = None) -> None:
+    """One ``LstmLabError`` line unless ``cfg.monitor`` is among the validation metrics ``task`` logs."""
+    logged = tuple(logged)
+    if cfg.monitor not in logged:
+        prefix = f"{where}: " if where else ""
+        raise LstmLabError(f"{prefix}{task}.training.monitor: the {task} task does not log {cfg.monitor!r} "
+                           f"(allowed: {', '.join(logged)})")

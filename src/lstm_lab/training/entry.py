@@ -2,8 +2,12 @@
 
 ``run_training(task, params, data)`` takes the task's typed parameters (validated once, before the run) and
 the prepared arrays, builds the task's LightningModule and DataModule (``Task.build``), trains with early
-stopping on ``val_loss`` and returns the best weights. A Kedro node, a Ray Tune trial and a DDP rank all call this same function; they
-differ only in the ``callbacks`` they add (MLflow metrics, Tune reports) and where ``tracking`` points.
+stopping on ``training.monitor`` (``val_loss`` unless set: a validation metric the task logs, ``Task.logged_metrics``,
+such as the sentiment task's ``val_acc``; minimised or maximised as ``config.MONITOR_MODES`` says) and returns
+the weights of the best epoch by that metric. ``training.max_minutes`` caps a fit's wall time (Lightning's
+``max_time``); the best checkpoint so far is kept when it runs out. A Kedro node, a Ray Tune trial and a DDP rank
+all call this same function; they differ only in the ``callbacks`` they add (MLflow metrics, Tune reports) and
+where ``tracking`` points.
 
 Several devices (``training.trainer``, checked first by ``distributed.plan_training``, before any process
 starts): ``ddp_spawn`` / ``ddp_fork`` train in child processes of this one, and the best checkpoint, its score
@@ -28,6 +32,7 @@ import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +44,7 @@ from lstm_lab.schema import StrictModel
 from lstm_lab.training import distributed, resume
 from lstm_lab.tracking.store import MlflowTarget
 from lstm_lab.training.callbacks import EpochHistory, InitialValidation, compact_progress_bar, read_history
-from lstm_lab.training.config import TrainingConfig
+from lstm_lab.training.config import TrainingConfig, check_monitor
 from lstm_lab.training.module import route_lightning_logs
 from lstm_lab.training.task import Task, get_task
 
@@ -53,8 +58,10 @@ class FitResult:
     # The best Lightning checkpoint (what ModelCheckpoint wrote), in memory. None only in a torchrun rank other
     # than 0: rank 0 reports for the job (lstm_lab.train).
     checkpoint: dict[str, Any] | None
-    best_val_loss: float
+    best_val_loss: float  # val_loss of the epoch kept (the one best by `monitor`; with monitor val_loss, its best)
     history: list[dict[str, float]] = field(default_factory=list)
+    monitor: str = "val_loss"  # training.monitor: the metric that chose the epoch kept
+    best_score: float = math.nan  # its value at that epoch (== best_val_loss when monitor is val_loss)
 
     @property
     def epochs(self) -> int:
@@ -79,6 +86,7 @@ def run_training(
     """
     task = get_task(task) if isinstance(task, str) else task
     cfg: TrainingConfig = params.training
+    check_monitor(cfg, task.name, task.logged_metrics(params))
     where = f"{task.name}.training.trainer"
     plan = distributed.plan_training(cfg.trainer, distributed.Platform.detect(cfg.trainer), where=where)
     if plan.launcher == "torchrun":
@@ -113,8 +121,17 @@ def _run_with_torchrun(task: Task, params: StrictModel, data, plan, *, tracking,
     module, _ = task.build(params, data)  # an empty shell of the right shape for rank 0's best weights
     module.load_state_dict(checkpoint["state_dict"])
     best_val = float(result["best_val_loss"])
+    monitor = params.training.monitor
+    score = result.get("best_score")  # rank 0's FitResult.best_score, when lstm_lab.train writes it
+    if score is None and monitor == "val_loss":
+        score = best_val
+    elif score is None:  # the kept epoch's row: 0 when the untrained weights were kept (no optimiser step)
+        row = _row_of(history, 0 if checkpoint.get("global_step") == 0 else int(checkpoint.get("epoch", -1)) + 1)
+        score = row.get(monitor, math.nan) if row else math.nan
+    score = float(score)
     log.info("best val_loss %.6f after %d epoch(s) on %d torchrun rank(s)", best_val, len(history), plan.world_size)
-    return FitResult(module=module, checkpoint=checkpoint, best_val_loss=best_val, history=history)
+    return FitResult(module=module, checkpoint=checkpoint, best_val_loss=best_val, history=history,
+                     monitor=monitor, best_score=score)
 
 
 @contextlib.contextmanager
@@ -172,6 +189,9 @@ def build_trainer(cfg: TrainingConfig, callbacks: list[pl.Callback], root_dir: s
         enable_model_summary=False,
         num_sanity_val_steps=0,
         plugins=plugins or None,
+        # Lightning's Timer callback: checked after every training batch; its elapsed time is part of the
+        # checkpoint's callback state, so a resumed fit counts the time already spent.
+        max_time=timedelta(minutes=cfg.max_minutes) if cfg.max_minutes is not None else None,
     )
 
 
@@ -185,7 +205,8 @@ def fit(
     checkpoint_dir: str | Path | None = None,
     resume_dir: str | Path | None = None,
 ) -> FitResult:
-    """Train ``module`` on ``datamodule``; return the best weights, their val_loss and the epoch history.
+    """Train ``module`` on ``datamodule``; return the best weights by ``cfg.monitor``, their val_loss and score,
+    and the epoch history.
 
     ``resume_dir``: this configuration's resume folder (``run_training`` names it): the fit continues from its
     ``last.ckpt`` if there is one, writes one after every epoch, and deletes the folder once training completes.
@@ -211,7 +232,8 @@ def fit(
         # Rank 0 also writes the rows to a file: under ddp_spawn/ddp_fork it runs in a child process, and
         # this process's copy of the callback stays empty.
         history = EpochHistory(ckpt_dir / distributed.HISTORY_FILE)
-        best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss", mode="min", save_top_k=1)
+        monitor, mode = cfg.monitor, cfg.monitor_mode
+        best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode=mode, save_top_k=1)
         all_callbacks: list[pl.Callback] = [history, best, *callbacks]
         untrained = None
         if getattr(module, "initial_validation", False):
@@ -220,8 +242,8 @@ def fit(
         if cfg.early_stopping_patience:
             all_callbacks.append(
                 EarlyStopping(
-                    monitor="val_loss",
-                    mode="min",
+                    monitor=monitor,
+                    mode=mode,
                     patience=cfg.early_stopping_patience,
                     min_delta=cfg.early_stopping_min_delta,
                     check_finite=True,  # a NaN loss stops the run instead of wasting the remaining epochs
@@ -238,23 +260,55 @@ def fit(
         trainer = build_trainer(cfg, all_callbacks, ckpt_dir, plugins)
         trainer.fit(module, datamodule=datamodule, ckpt_path=start[0] if start else None)
         if not trainer.is_global_zero:  # a torchrun rank other than 0: the file may live on another node
-            return FitResult(module=module, checkpoint=None, best_val_loss=math.nan, history=[])
+            return FitResult(module=module, checkpoint=None, best_val_loss=math.nan, history=[], monitor=monitor)
         if not best.best_model_path:
-            raise RuntimeError("training produced no checkpoint: val_loss was never finite")
+            raise RuntimeError(f"training produced no checkpoint: {monitor} was never finite")
+        if _out_of_time(trainer):
+            log.info("training.max_minutes (%g) reached after %d epoch(s): keeping the best checkpoint so far",
+                     cfg.max_minutes, trainer.current_epoch)
         # Lightning hands best_model_path back from spawned/forked ranks but not best_model_score, so the score
         # comes from the checkpoint's own ModelCheckpoint state.
         checkpoint, score = load_checkpoint(best.best_model_path)
         rows = history.collect()
         if folder is not None:
             resume.remove_folder(folder)  # completed: a later identical run trains from scratch
-    best_val = score if score is not None else float(best.best_model_score)
-    initial = next((row["val_loss"] for row in rows if row.get("epoch") == 0), math.nan)
-    if untrained is not None and math.isfinite(initial) and not initial > best_val:
+    best_score = score if score is not None else float(best.best_model_score)
+    kept_row = _row_of(rows, int(checkpoint.get("epoch", -1)) + 1)  # the checkpoint's epoch counts from 0
+    initial_row = _row_of(rows, 0)
+    initial = float(initial_row.get(monitor, math.nan)) if initial_row else math.nan
+    not_beaten = not initial > best_score if mode == "min" else not initial < best_score
+    if untrained is not None and math.isfinite(initial) and not_beaten:
         # No epoch beat the untrained model (for the forecaster: the naive forecast): keep it.
-        log.info("val_loss %.6f of the untrained model beats every epoch (best %.6f): keeping it", initial, best_val)
+        log.info("%s %.6f of the untrained model is not beaten by any epoch (best %.6f): keeping it", monitor,
+                 initial, best_score)
         checkpoint = {**checkpoint, "state_dict": untrained, "epoch": 0, "global_step": 0}
-        best_val = initial
+        best_score, kept_row = initial, initial_row
+    if monitor == "val_loss":
+        best_val = best_score
+    else:  # the val_loss of the epoch the monitored metric chose
+        best_val = float(kept_row.get("val_loss", math.nan)) if kept_row else math.nan
     module.load_state_dict(checkpoint["state_dict"])
     trained = sum(1 for row in rows if row.get("epoch", 1) > 0)
-    log.info("best val_loss %.6f after %d epoch(s)", best_val, trained)
-    return FitResult(module=module, checkpoint=checkpoint, best_val_loss=best_val, history=rows)
+    if monitor == "val_loss":
+        log.info("best val_loss %.6f after %d epoch(s)", best_val, trained)
+    else:
+        log.info("best %s %.6f (val_loss %.6f) after %d epoch(s)", monitor, best_score, best_val, trained)
+    return FitResult(module=module, checkpoint=checkpoint, best_val_loss=best_val, history=rows, monitor=monitor,
+                     best_score=best_score)
+
+
+def _row_of(rows: list[dict[str, float]], epoch: int) -> dict[str, float] | None:
+    """The history row of ``epoch`` (0: the untrained model's validation), the last one if it repeats."""
+    found = [row for row in rows if row.get("epoch") == epoch]
+    return found[-1] if found else None
+
+
+def _out_of_time(trainer: pl.Trainer) -> bool:
+    """Whether the fit stopped because ``training.max_minutes`` ran out (Lightning's Timer)."""
+    from lightning.pytorch.callbacks import Timer
+
+    for callback in trainer.callbacks:
+        if isinstance(callback, Timer):
+            remaining = callback.time_remaining()
+            return remaining is not None and remaining <= 0
+    return False

@@ -37,6 +37,7 @@ class Task:
 
     name: ClassVar[str]
     schema: ClassVar[type[StrictModel]]
+    val_metrics: ClassVar[tuple[str, ...]] = ("val_loss",)  # what its module logs on validation (training.monitor)
 
     # ------------------------------------------------------------------------------------------ parameters
     def validate(self, raw: Any, where: str | None = None, overrides: Mapping[str, Any] | None = None) -> StrictModel:
@@ -46,10 +47,16 @@ class Task:
         params = validate_section(self.schema, self.name, raw, where, overrides)
         training = getattr(params, "training", None)
         if training is not None:
+            from lstm_lab.training.config import check_monitor
             from lstm_lab.training.distributed import Platform, plan_training
 
             plan_training(training.trainer, Platform.detect(training.trainer), f"{self.name}.training.trainer")
+            check_monitor(training, self.name, self.logged_metrics(params), where or f"conf/*/parameters_{self.name}.yml")
         return params
+
+    def logged_metrics(self, params: StrictModel) -> tuple[str, ...]:
+        """The validation metrics a fit of ``params`` logs: what ``training.monitor`` may name."""
+        return self.val_metrics
 
     def with_values(self, params: StrictModel, values: Mapping[str, Any]) -> StrictModel:
         """``params`` with dotted-path values written in (a sweep's sample), validated as a new configuration."""

@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 class SentimentTask(Task):
     name = "sentiment"
     schema = SentimentParams
+    # What training.monitor may name: SentimentModule logs the loss and the accuracy at 0.5 on validation.
+    val_metrics = ("val_loss", "val_acc")
 
     def hparams(self, p: SentimentParams, data: Mapping[str, Any]) -> dict[str, Any]:
         hp = {
@@ -102,7 +104,9 @@ def train(p: SentimentParams, data: Mapping[str, Any], tracking=None) -> tuple[d
 
     An ensemble's history has one row per member and epoch (column ``member``); its members' epoch metrics go
     to MLflow as ``member<k>_train_loss``, ``member<k>_val_loss``, ...; its checkpoint also holds
-    ``ensemble``: each member's seed, best val_loss and epochs, and the ensemble's own val loss and accuracy."""
+    ``ensemble``: each member's seed, the val_loss of its kept epoch, the metric that chose that epoch
+    (``monitor``: training.monitor) and its value there (``best_score``), epochs, and the ensemble's own val loss
+    and accuracy."""
     from lstm_lab.training.entry import run_training
 
     if p.ensemble == 1:
@@ -128,6 +132,7 @@ def train(p: SentimentParams, data: Mapping[str, Any], tracking=None) -> tuple[d
         members.append(result.checkpoint)
         history += [{"member": k, **row} for row in result.history]
         summary.append({"seed": pk.training.seed, "best_val_loss": float(result.best_val_loss),
+                        "monitor": result.monitor, "best_score": float(result.best_score),
                         "epochs": len(result.history)})
     checkpoint = _stack(members, p.ensemble)
     net = TASK.from_checkpoint(checkpoint).net
@@ -135,8 +140,9 @@ def train(p: SentimentParams, data: Mapping[str, Any], tracking=None) -> tuple[d
         raise RuntimeError("the stacked checkpoint did not rebuild as an ensemble")
     scores = _val_scores(net, data, p.evaluation.batch_size)
     checkpoint["ensemble"] = {"members": summary, **scores}
-    log.info("ensemble of %d: val loss %.4f, val accuracy %.4f (members' best val loss %s)", p.ensemble,
-             scores["val_loss"], scores["val_acc"], ", ".join(f"{m['best_val_loss']:.4f}" for m in summary))
+    log.info("ensemble of %d: val loss %.4f, val accuracy %.4f (members' best %s %s)", p.ensemble,
+             scores["val_loss"], scores["val_acc"], p.training.monitor,
+             ", ".join(f"{m['best_score']:.4f}" for m in summary))
     if tracking is not None:
         from mlflow.tracking import MlflowClient
 

@@ -19,6 +19,7 @@ from lstm_lab.training.textgen.params import TextgenParams
 class TextgenTask(Task):
     name = "textgen"
     schema = TextgenParams
+    val_metrics = ("val_loss", "val_bits_per_char")  # TextgenModule: val_loss / ln 2 per character
 
     def hparams(self, p: TextgenParams, data: Mapping[str, Any]) -> dict[str, Any]:
         vocab = dict(data["vocab"])
