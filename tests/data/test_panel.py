@@ -251,7 +251,7 @@ def test_integer_steps_and_integer_ids():
 # --------------------------------------------------------------------------------------------------------------
 # Scaling
 # --------------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("method", ["standard", "robust"])
+@pytest.mark.parametrize("method", ["standard", "robust", "mase", "mean_abs"])
 def test_scaler_uses_training_rows_only(method):
     panel = random_panel([40, 19, 30, 25], val=5, test=4)
     scaler = PanelScaler.fit(panel, method, covariates=["p"])
@@ -259,6 +259,10 @@ def test_scaler_uses_training_rows_only(method):
         train = panel.values[panel.offsets[s] : panel.offsets[s] + panel.bounds[s, 0], [0, 1, 2]].astype(np.float64)
         if method == "standard":
             center, spread = train.mean(0), train.std(0)
+        elif method == "mase":  # the in-sample seasonal naive MAE (season 1 here), the MASE scale
+            center, spread = train.mean(0), np.abs(np.diff(train, axis=0)).mean(0)
+        elif method == "mean_abs":  # differences: not centred
+            center, spread = np.zeros(3), np.abs(train).mean(0)
         else:
             q25, center, q75 = np.quantile(train, [0.25, 0.5, 0.75], axis=0)
             spread = q75 - q25

@@ -26,15 +26,16 @@ class M4Group(NamedTuple):
     horizon: int  # forecast steps the competition asked for
     seasonality: int  # m: periods per season used by MASE, sNaive and Naive2
     freq: str  # pandas alias for a synthetic time index
+    lookback: int  # this project's default input window (2 years / 4 years / 3 years / 1 year / 4 weeks / 1 week)
 
 
 M4_GROUPS: dict[str, M4Group] = {
-    "Yearly": M4Group(6, 1, "YS"),
-    "Quarterly": M4Group(8, 4, "QS"),
-    "Monthly": M4Group(18, 12, "MS"),
-    "Weekly": M4Group(13, 1, "W"),
-    "Daily": M4Group(14, 1, "D"),
-    "Hourly": M4Group(48, 24, "h"),
+    "Yearly": M4Group(6, 1, "YS", 12),
+    "Quarterly": M4Group(8, 4, "QS", 16),
+    "Monthly": M4Group(18, 12, "MS", 36),
+    "Weekly": M4Group(13, 1, "W", 52),
+    "Daily": M4Group(14, 1, "D", 28),
+    "Hourly": M4Group(48, 24, "h", 168),
 }
 
 

@@ -94,6 +94,14 @@ class Panel:
     def columns(self) -> tuple[str, ...]:
         return (*self.target_columns, *self.past_columns, *self.future_columns)
 
+    def digest_parts(self) -> dict:
+        """What identifies the panel's content (``training.resume``'s data digest): arrays and plain values."""
+        times = None if self.times is None else self.times.view(np.int64)  # datetime64 has no buffer
+        optional = {"bounds": self.bounds, "times": times, "pad": self.pad}
+        return {"values": np.asarray(self.values), "offsets": self.offsets, "ids": [str(i) for i in self.ids],
+                "columns": [list(self.target_columns), list(self.past_columns), list(self.future_columns)],
+                **{k: v for k, v in optional.items() if v is not None}}
+
     def with_bounds(self, bounds: np.ndarray) -> Panel:
         """The same panel with per-series split boundaries (S, 3), e.g. from split_last or split_times."""
         return dataclasses.replace(self, bounds=bounds)

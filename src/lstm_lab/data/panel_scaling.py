@@ -4,6 +4,9 @@
 
     standard   center = mean,   scale = std (ddof 0)          a constant series gets scale 1
     robust     center = median, scale = IQR (q75 - q25)        an IQR of 0 gets scale 1
+    mase       center = mean,   scale = mean |v_t - v_(t-m)|   the MASE scale: the pinball loss then weighs
+                                                               series as MASE and MSIS do (m = ``season``)
+    mean_abs   center = 0,      scale = mean |v|               for differences: zero keeps meaning "no change"
 
 Statistics come from the rows ``[pad, train_end)`` of each series, never from val/test. The panel is
 processed in blocks of whole series (at most ``max_rows`` rows each) so that a memmapped panel never needs a
@@ -27,7 +30,7 @@ import torch
 from lstm_lab.data.panel import Panel, _show, ragged_rows
 from lstm_lab.errors import LstmLabError
 
-METHODS = ("standard", "robust")
+METHODS = ("standard", "robust", "mase", "mean_abs")
 WINDOW_NORMS = ("none", "window_last", "window_mean")
 MAX_ROWS = 1 << 22  # rows per block: ~32 MiB per float64 column
 
@@ -64,8 +67,10 @@ class PanelScaler:
     scale: np.ndarray  # (S, K) float64, > 0
 
     @classmethod
-    def fit(cls, panel: Panel, method: str = "standard", covariates=(), max_rows: int = MAX_ROWS) -> PanelScaler:
-        """Fit on the training rows of every series; ``covariates`` names past/future columns to scale too."""
+    def fit(cls, panel: Panel, method: str = "standard", covariates=(), max_rows: int = MAX_ROWS,
+            season: int = 1) -> PanelScaler:
+        """Fit on the training rows of every series; ``covariates`` names past/future columns to scale too;
+        ``season``: the lag m of the ``mase`` method."""
         if method not in METHODS:
             raise LstmLabError(f"forecast.scaling.method: {method!r}; expected one of {list(METHODS)}")
         if panel.bounds is None:
@@ -86,10 +91,15 @@ class PanelScaler:
             nb = n[s0:s1]  # (k,)
             x = np.asarray(panel.values[ragged_rows(starts[s0:s1], nb)][:, cols], dtype=np.float64)  # (M, K)
             firsts = np.cumsum(nb) - nb  # (k,) first row of each series in x
-            if method == "standard":
+            if method in ("standard", "mase"):
                 mean = np.add.reduceat(x, firsts, axis=0) / nb[:, None]  # (k, K)
                 dev = x - np.repeat(mean, nb, axis=0)  # (M, K)
                 spread = np.sqrt(np.add.reduceat(dev * dev, firsts, axis=0) / nb[:, None])
+                if method == "mase":
+                    spread = _seasonal_mae(x, nb, firsts, season, fallback=spread)
+            elif method == "mean_abs":
+                mean = np.zeros((len(nb), x.shape[1]))
+                spread = np.add.reduceat(np.abs(x), firsts, axis=0) / nb[:, None]
             else:
                 segment = np.repeat(np.arange(len(nb)), nb)  # (M,)
                 ordered = np.stack([x[np.lexsort((x[:, j], segment)), j] for j in range(len(cols))], axis=1)
@@ -155,6 +165,18 @@ class PanelScaler:
         center = np.asarray(data["center"], dtype=np.float64).reshape(-1, k)
         scale = np.asarray(data["scale"], dtype=np.float64).reshape(-1, k)
         return cls(data["method"], tuple(data["ids"]), tuple(data["columns"]), center, scale)
+
+
+def _seasonal_mae(x: np.ndarray, n: np.ndarray, firsts: np.ndarray, m: int, fallback: np.ndarray) -> np.ndarray:
+    """(k, K) mean |x_t - x_(t-m)| inside each series of the block ``x`` (M, K); a series with m rows or fewer
+    keeps its ``fallback`` (the std)."""
+    local = np.arange(len(x)) - np.repeat(firsts, n)  # (M,) row inside its series
+    keep = local[m:] >= m  # the lag-m pair lies in one series
+    diff = np.abs(x[m:] - x[:-m]) * keep[:, None]  # (M - m, K)
+    segment = np.repeat(np.arange(len(n)), n)[m:]  # (M - m,)
+    total = np.stack([np.bincount(segment, weights=diff[:, j], minlength=len(n)) for j in range(x.shape[1])], 1)
+    out = total / np.maximum(n - m, 1)[:, None]
+    return np.where((n > m)[:, None], out, fallback)
 
 
 def _column_indices(panel: Panel, columns) -> list[int]:

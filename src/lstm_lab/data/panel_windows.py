@@ -26,7 +26,7 @@ from lstm_lab.errors import LstmLabError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ForecastOrigins", "PanelWindows", "already_batched", "future_for_origins"]
+__all__ = ["ForecastOrigins", "PanelWindows", "WindowsAt", "already_batched", "future_for_origins"]
 
 SPLITS = ("train", "val", "test")
 
@@ -86,7 +86,10 @@ class PanelWindows(torch.utils.data.Dataset):
         return {k: v[0] for k, v in self.__getitems__([i]).items()}
 
     def __getitems__(self, indices) -> dict[str, torch.Tensor]:
-        s, t = self.locate(indices)
+        return self.batch(*self.locate(indices))
+
+    def batch(self, s: np.ndarray, t: np.ndarray) -> dict[str, torch.Tensor]:
+        """The batch of windows of series ``s`` (B,) whose first target is global row ``t`` (B,)."""
         L, H, C, CP = self.lookback, self.horizon, self.panel.n_targets, self.panel.n_inputs
         window = np.asarray(gather(self.panel.values, t, L + H, offset=-L))  # (B, L + H, F), one read
         batch = {
@@ -99,6 +102,31 @@ class PanelWindows(torch.utils.data.Dataset):
             local = (t - self.panel.offsets[s] - L)[:, None] + np.arange(L)  # (B, L) local row of each input
             batch["mask"] = torch.from_numpy(local >= self.panel.pad[s][:, None])  # (B, L)
         return batch
+
+
+class WindowsAt(PanelWindows):
+    """Windows at given origins rather than all of a split: series ``series`` (N,), first target at global row
+    ``rows`` (N,) (a backtest's cut-offs). The caller keeps inputs and targets inside each series."""
+
+    def __init__(self, panel: Panel, series: np.ndarray, rows: np.ndarray, lookback: int, horizon: int):
+        self.panel, self.split, self.lookback, self.horizon, self.stride = panel, "given", lookback, horizon, 1
+        self.series = np.asarray(series, dtype=np.int64)
+        self.rows = np.asarray(rows, dtype=np.int64)
+        local = self.rows - panel.offsets[self.series]
+        if len(self.rows) and ((local < lookback).any() or (local + horizon > panel.lengths[self.series]).any()):
+            raise LstmLabError("panel windows: an origin leaves its series (needs lookback rows before it and "
+                               "horizon rows from it)")
+
+    @property
+    def index_nbytes(self) -> int:
+        return self.series.nbytes + self.rows.nbytes
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def locate(self, indices) -> tuple[np.ndarray, np.ndarray]:
+        i = np.asarray(indices, dtype=np.int64)
+        return self.series[i], self.rows[i]
 
 
 class ForecastOrigins(torch.utils.data.Dataset):
@@ -151,7 +179,8 @@ class ForecastOrigins(torch.utils.data.Dataset):
 
 
 def future_for_origins(
-    frame: pd.DataFrame, panel: Panel, id_column: str, time_column: str, horizon: int, *, source: str = "future data"
+    frame: pd.DataFrame, panel: Panel, id_column: str, time_column: str, horizon: int, *, source: str = "future data",
+    columns: list[str] | None = None,
 ) -> np.ndarray:
     """The (S, H, U) future covariates for ForecastOrigins from a long frame (id, time, future columns).
 
@@ -159,7 +188,7 @@ def future_for_origins(
     knows its times), without missing values. Ids the panel does not have (e.g. dropped as too short) are
     ignored, with a logged count.
     """
-    columns = list(panel.future_columns)
+    columns = list(panel.future_columns if columns is None else columns)
     for name in (id_column, time_column, *columns):
         if name not in frame.columns:
             raise LstmLabError(f"{source}: column {name!r} not found; columns are {list(map(str, frame.columns))}")

@@ -3,6 +3,8 @@
 - ``files``: atomic JSON / YAML / CSV / Parquet / text / numpy / figure outputs, model checkpoints loaded
   without running code, the statsmodels series behind the default run, text corpora.
 - ``labelled``: labelled text files (TSV, CSV, Parquet) for the sentiment pipeline.
+- ``m4``: M4 competition files (wide train/test in, submission files out) and ``NotGivenDataset`` (an optional
+  input nobody gave: loads None).
 
 ``atomic_path``, ``write_json`` and ``read_json`` are re-exported from ``lstm_lab.io`` for existing imports.
 """
@@ -22,6 +24,7 @@ from lstm_lab.datasets.files import (
     UnusableFileError,
 )
 from lstm_lab.datasets.labelled import LabelledText, LabelledTextDataset
+from lstm_lab.datasets.m4 import M4Dataset, M4SubmissionDataset, NotGivenDataset
 from lstm_lab.io import atomic_path, read_json, write_json
 
 __all__ = [
@@ -32,6 +35,9 @@ __all__ = [
     "FigureDataset",
     "LabelledText",
     "LabelledTextDataset",
+    "M4Dataset",
+    "M4SubmissionDataset",
+    "NotGivenDataset",
     "NumpyArrayDataset",
     "StatsmodelsDataset",
     "TextCorpusDataset",

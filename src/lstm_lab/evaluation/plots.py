@@ -59,6 +59,37 @@ def forecast_vs_actual(predictions: pd.DataFrame, target: str, horizon: int):
     return fig
 
 
+def panel_intervals(predictions: pd.DataFrame, target: str, n_series: int = 4):
+    """A few series' last test window: actual, median and every interval as a shaded band (wider = lighter)."""
+    rows = predictions[predictions["target"] == target] if "target" in predictions else predictions
+    ids = list(pd.unique(rows["id"]))[:n_series] if len(rows) else []
+    fig, axes = plt.subplots(max(len(ids), 1), 1, figsize=(10, 2.4 * max(len(ids), 1)), squeeze=False)
+    if not ids:
+        axes[0, 0].text(0.5, 0.5, "no test windows", ha="center", va="center")
+        axes[0, 0].set_axis_off()
+        return fig
+    bands = sorted((int(c[2:]) for c in rows.columns if c.startswith("lo") and c[2:].isdigit()), reverse=True)
+    for ax, series in zip(axes[:, 0], ids):
+        one = rows[rows["id"] == series]
+        if "window" in one:
+            one = one[one["window"] == one["window"].max()]  # the last origin of this series
+        one = one.sort_values("step")
+        x = one["step"].to_numpy()
+        for k, pct in enumerate(bands):
+            ax.fill_between(x, one[f"lo{pct}"], one[f"hi{pct}"], alpha=0.15 + 0.15 * k, color="tab:blue",
+                            linewidth=0, label=f"{pct} % interval")
+        ax.plot(x, one["median"], color="tab:blue", linewidth=1.2, label="median")
+        if "actual" in one:
+            ax.plot(x, one["actual"], color="black", linewidth=1.2, label="actual")
+        ax.set_ylabel(str(series), fontsize=8)
+        ax.grid(True, alpha=0.3)
+    axes[0, 0].set_title(f"{target}: forecasts with prediction intervals (last test window of {len(ids)} series)")
+    axes[0, 0].legend(fontsize=7, ncol=len(bands) + 2)
+    axes[-1, 0].set_xlabel("steps ahead")
+    fig.tight_layout()
+    return fig
+
+
 def sweep_importance(table: pd.DataFrame, parameters: list[str], metric: str = "val_loss", top: int = 4):
     """val_loss against each of the ``top`` most important swept parameters (importance: see below).
 

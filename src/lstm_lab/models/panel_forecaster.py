@@ -152,3 +152,22 @@ class PanelForecaster(nn.Module):
 
     def regularization(self) -> torch.Tensor:
         return self.encoder.regularization()
+
+
+class PanelEnsemble(nn.Module):
+    """N trained ``PanelForecaster``s answering as one: each quantile is the median over the members (as ES-RNN
+    and N-BEATS combine seeds: robust to one bad member), re-sorted along the levels so they never cross."""
+
+    def __init__(self, members: Sequence[PanelForecaster]):
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        self.members = nn.ModuleList(members)
+        first = self.members[0]
+        self.n_targets, self.horizon, self.n_future = first.n_targets, first.horizon, first.n_future
+        self.register_buffer("levels", first.levels.clone(), persistent=False)  # (Q,)
+
+    def forward(self, batch: dict[str, torch.Tensor], with_quantiles: bool = True) -> dict[str, torch.Tensor]:
+        each = torch.stack([m(batch)["quantiles"] for m in self.members])  # (N, B, H, C, Q)
+        quantiles = each.median(dim=0).values.sort(dim=-1).values  # (B, H, C, Q)
+        return {"quantiles": quantiles, "median": quantiles[..., level_index(self.levels, 0.5)]}

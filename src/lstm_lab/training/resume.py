@@ -68,6 +68,9 @@ def data_digest(data: Mapping[str, Any]) -> str:
     """sha256 of the prepared data: each array's name, dtype, shape and bytes, then the other values as JSON."""
     h = hashlib.sha256()
     others = {}
+    data = dict(data)
+    for key in [k for k in data if hasattr(data[k], "digest_parts")]:  # a Panel: its arrays and names
+        data.update({f"{key}.{part}": v for part, v in data.pop(key).digest_parts().items()})
     for key in sorted(data):
         value = data[key]
         if isinstance(value, torch.Tensor):
