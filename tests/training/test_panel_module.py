@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
@@ -25,7 +23,6 @@ from lstm_lab.training.panel_module import (
     panel_hparams,
     predict_quantiles,
 )
-from tests.conftest import REPO
 
 LOOKBACK, HORIZON, PERIOD = 24, 6, 12
 LENGTHS = (90, 120, 70)
@@ -110,117 +107,3 @@ def test_empty_validation_split_is_one_clear_error():
     panel = panel.with_bounds(split_last(panel.lengths, 2, 0))  # 2 val steps: no window of horizon 6
     with pytest.raises(LstmLabError, match="val split holds no window"):
         PanelDataModule(panel, LOOKBACK, HORIZON, 1, 16, seed=0).val_dataloader()
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# benchmarks/m4_hourly.py on a tiny fake M4 pair
-# ---------------------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("m4_hourly_bench", REPO / "benchmarks" / "m4_hourly.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def write_wide(path, ids, rows) -> None:
-    width = max(len(r) for r in rows)
-    frame = pd.DataFrame([[i, *r, *[None] * (width - len(r))] for i, r in zip(ids, rows)],
-                         columns=[f"V{k + 1}" for k in range(width + 1)])
-    frame.to_csv(path, index=False)
-
-
-@pytest.fixture
-def fake_m4(tmp_path):
-    rng = np.random.default_rng(1)
-    ids, train, test = ["H1", "H2", "H3"], [], []
-    for s, n in enumerate((200, 220, 210)):
-        t = np.arange(n + 48)
-        y = 100 * (s + 1) + 20 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 2, n + 48)
-        train.append(y[:n].round(1).tolist())
-        test.append(y[n:].round(1).tolist())
-    write_wide(tmp_path / "Hourly-train.csv", ids, train)
-    write_wide(tmp_path / "Hourly-test.csv", ids, test)
-    return tmp_path
-
-
-def test_benchmark_glue_scores_like_the_metrics_module(bench, fake_m4):
-    from lstm_lab.evaluation.m4 import M4_NAIVE2_OFFICIAL, m4_scores, mase_scale, snaive_forecast
-
-    train, test = bench.load_m4(fake_m4)
-    panel, future = bench.build_panel(train, 48, 48)
-    assert panel.n_series == 3 and panel.n_future == 4 and future.shape == (3, 48, 4)
-    assert panel.bounds[:, 0].tolist() == [152, 172, 162] and panel.bounds[:, 1].tolist() == [200, 220, 210]
-    # Step 0 after the end has the phase of 24 steps before it (hour) and of 168 before it (weekday).
-    last_day = panel.values[panel.offsets[1] - 24, panel.n_inputs:]  # series 0, 24 steps before its end
-    np.testing.assert_allclose(future[0, 0, :2], last_day[:2], atol=1e-5)
-
-    insample = [np.asarray(r) for r in train.groupby("id", sort=False)["y"].agg(list)]
-    actual = test["y"].to_numpy().reshape(3, 48)
-    # The seasonal scaler's scale is the MASE scale of each series' training rows (here of log y).
-    logged = bench.with_log_target(panel)
-    scaler = bench.fit_scaler(logged, "seasonal")
-    train_rows = [np.log(x[:n]) for x, n in zip(insample, panel.bounds[:, 0])]
-    np.testing.assert_allclose(scaler.scale[:, 0], mase_scale(train_rows, 24), rtol=1e-5)
-    scaled = scaler.transform(logged)
-    q = np.asarray(scaled.values[:, :1])[panel.offsets[1:] - 1][:, None, :, None].repeat(5, axis=-1)  # last value
-    restored = bench.to_original_scale(np.broadcast_to(q, (3, 2, 1, 5)), scaler, log=True, clip_at_zero=False)
-    np.testing.assert_allclose(restored[:, 0, 2], [x[-1] for x in insample], rtol=1e-4)
-    point = snaive_forecast(insample, 48, 24)  # (S, H)
-    quantiles = np.stack([point - 10, point - 5, point, point + 5, point + 10], axis=-1)  # (S, H, Q)
-    scores = bench.score(train, test, panel.ids, quantiles)
-    expected = m4_scores(actual, point, insample, 24, naive2=M4_NAIVE2_OFFICIAL["Hourly"], lower=point - 10,
-                         upper=point + 10)
-    for key in ("smape", "mase", "owa", "msis", "acd"):
-        assert scores[key] == pytest.approx(expected[key])
-    assert 0.0 <= scores["coverage80"] <= scores["coverage"] <= 1.0
-    assert bench.baseline_scores(train, test)["sNaive"]["smape"] == pytest.approx(expected["smape"])
-
-    paths = bench.write_submissions(panel.ids, quantiles, fake_m4 / "out")
-    forecast = pd.read_csv(paths[0])
-    assert [p.name for p in paths] == ["hourly_forecast.csv", "hourly_lo95.csv", "hourly_hi95.csv"]
-    assert list(forecast.columns) == ["id", *[f"F{k}" for k in range(1, 49)]]
-    np.testing.assert_allclose(forecast.iloc[:, 1:].to_numpy(), point)
-    np.testing.assert_allclose(pd.read_csv(paths[1]).iloc[:, 1:].to_numpy(), point - 10)
-
-
-def test_seasonal_differences_at_zero_are_the_seasonal_naive_forecast(bench, fake_m4):
-    from lstm_lab.evaluation.m4 import snaive_forecast
-
-    train, _ = bench.load_m4(fake_m4)
-    panel, future = bench.build_sdiff_panel(train, 48, 48)
-    assert panel.target_columns == ("d24", "d48") and future.shape == (3, 48, 4)
-    assert panel.lengths.tolist() == [152, 172, 162]  # the first 48 rows have no d48
-    insample = [np.asarray(r) for r in train.groupby("id", sort=False)["y"].agg(list)]
-    first = np.log(insample[0])
-    np.testing.assert_allclose(panel.values[0, :2], [first[48] - first[24], first[48] - first[0]], rtol=1e-5)
-
-    scaler = bench.sdiff_scaler(panel)
-    for s, (x, n) in enumerate(zip(insample, panel.bounds[:, 0])):  # mean |d_k| over the training rows
-        log_x = np.log(x[: 48 + n])
-        expected = [np.abs(log_x[48:] - log_x[48 - k : -k]).mean() for k in (24, 48)]
-        np.testing.assert_allclose(scaler.scale[s], expected, rtol=1e-5)
-    assert (scaler.center == 0).all()
-    zero = np.zeros((3, 48, 2, 5))
-    restored = bench.restore_sdiff(zero, scaler, train, panel.ids)
-    np.testing.assert_allclose(restored[..., 2], snaive_forecast(insample, 48, 24), rtol=1e-9)
-    # A positive d48 at step 30 raises that step only, by exp(d * scale), from the value 48 steps before.
-    zero[:, 30, 1, :] = 1.0
-    moved = bench.restore_sdiff(zero, scaler, train, panel.ids)[..., 2]
-    np.testing.assert_allclose(moved[:, 30], np.array([x[-18] for x in insample]) * np.exp(scaler.scale[:, 1]))
-    np.testing.assert_allclose(np.delete(moved, 30, axis=1), np.delete(restored[..., 2], 30, axis=1))
-
-
-def test_benchmark_main_runs_end_to_end_on_the_fake_pair(bench, fake_m4):
-    results = fake_m4 / "m4_hourly.md"
-    out = bench.main([
-        "--m4-dir", str(fake_m4), "--out", str(fake_m4 / "sub"), "--results", str(results),
-        "--anchors", str(fake_m4 / "no_anchors.csv"), "--minutes", "1", "--lookback", "24", "--hidden", "8",
-        "--embedding", "2", "--context", "4", "--local-hidden", "8", "--batch-size", "32",
-        "--windows-per-epoch", "64", "--max-epochs", "1", "--threads", "1",
-    ])
-    assert all(np.isfinite(out["scores"][k]) for k in ("smape", "mase", "owa", "msis", "acd"))
-    assert [row["epoch"] for row in out["info"]["history"]] == [0, 1]
-    text = results.read_text()
-    assert "**this run**" in text and "--lookback 24" in text and "preliminary" in text
-    assert len(pd.read_csv(fake_m4 / "sub" / "hourly_hi95.csv")) == 3

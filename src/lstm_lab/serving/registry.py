@@ -121,6 +121,10 @@ def register(model_uri: str, name: str, score: Score, rule_metric: str | None = 
 # ----------------------------------------------------------------------------------------------------- publishing
 def _log(task: str, name: str, checkpoint: Mapping[str, Any], params: Any, extras: Mapping[str, Any]):
     """Log ``task``'s pyfunc model; None for a task without one."""
+    if task == "forecast" and checkpoint["hyper_parameters"].get("kind") == "panel":
+        from lstm_lab.serving import panel_pyfunc
+
+        return panel_pyfunc.log_model(name, checkpoint, history=extras.get("history"))
     if task == "forecast":
         from lstm_lab.serving import forecast_pyfunc
 

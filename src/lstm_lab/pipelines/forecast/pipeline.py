@@ -39,8 +39,17 @@ def create_pipeline(**kwargs) -> Pipeline:
                  name="plot_learning_curves", tags=["evaluate"]),
             node(nodes.plot_forecast, ["forecast_predictions", "params:forecast"], "forecast_plot",
                  name="plot_forecast", tags=["evaluate"]),
+            node(nodes.backtest_forecaster, ["forecast_model", "forecast_clean", "forecast_scaler", "params:forecast"],
+                 "forecast_backtest", name="backtest_forecaster", tags=["evaluate"]),
+            node(nodes.forecast_future,
+                 ["forecast_model", "forecast_clean", "forecast_scaler", "forecast_future_covariates",
+                  "params:forecast"],
+                 "forecast_future", name="forecast_future", tags=["evaluate"]),
+            node(nodes.score_future, ["forecast_future", "forecast_future_actuals", "forecast_clean", "params:forecast"],
+                 "forecast_future_metrics", name="score_future", tags=["evaluate"]),
             # Named to sort after plot_forecast in its group: the sequential runner publishes the model last.
-            node(nodes.log_serving_model, ["forecast_model", "forecast_metrics", "forecast_clean", "params:forecast"],
+            node(nodes.log_serving_model,
+                 ["forecast_model", "forecast_metrics", "forecast_future_metrics", "forecast_clean", "params:forecast"],
                  None, name="register_forecast_model", tags=["evaluate"]),
         ]
     )
