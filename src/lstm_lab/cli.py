@@ -61,6 +61,9 @@ def interrupted_message(exc: RunInterrupted) -> str:
     reason = f"interrupted by {exc.signal_name}" + (f" ({exc.detail})" if exc.detail else "")
     try:
         aborted = abort_current_run(reason)
+    except RunInterrupted as again:  # a second signal while closing (or still starting) the MLflow run: stop there
+        return (f"{reason}; interrupted again by {again.signal_name} before the MLflow run was closed: the next run "
+                f"marks it KILLED")
     except Exception as error:  # noqa: BLE001 - the one line and the exit status must come out regardless
         return f"{reason}; the MLflow run could not be closed ({type(error).__name__}): the next run marks it KILLED"
     if aborted is None:  # before the pipeline started (or after it ended): nothing to undo

@@ -2,10 +2,14 @@
 
 The parameters arrive typed: the project context (``lstm_lab.context``) validated them once while Kedro built
 the run's catalog. ``before_pipeline_run`` starts the MLflow run with them and starts staging the run's files
-(``lstm_lab.staging``); the other hooks feed and end both: metrics as datasets are saved; at the end the staged
-files replace the previous ones and the run is FINISHED (its files logged as artifacts); when a node raises, the
-staged files are dropped and the run is FAILED with the error as a tag. An interrupt (Ctrl+C, SIGTERM) reaches
-the command line as ``RunInterrupted``, which calls :func:`abort_current_run`: files dropped, run KILLED.
+(``lstm_lab.staging``). The MLflow start (importing MLflow, its store, the run: ~2-3 s) goes on in a background
+thread while the data preparation nodes run (tag ``prepare``): every other node, a dataset saved with metrics,
+the training's ``tracking.active_target()`` and the end of the run wait for it first, and an error of that
+start is raised there, unchanged (``PipelineRun.wait``). The other hooks feed and end both: metrics as datasets
+are saved; at the end the staged files replace the previous ones and the run is FINISHED (its files logged as
+artifacts); when a node raises, the staged files are dropped and the run is FAILED with the error as a tag. An
+interrupt (Ctrl+C, SIGTERM) reaches the command line as ``RunInterrupted``, which calls
+:func:`abort_current_run`: files dropped, run KILLED (after waiting for a start still in progress).
 """
 
 from __future__ import annotations
@@ -116,10 +120,16 @@ class ProjectHooks:
         global _CURRENT
         _flush_subnormals_when_torch_loads(configs)  # before any node: the first torch op must find it set
         names_by_key = run_name(configs, project, list(run_params.get("tags") or []))
-        self._run = PipelineRun.start(project, experiment, names, keys, configs, names_by_key, run_params, env)
-        self._folders = self._output_folders(project)
-        staging.clean_stale(self._folders)  # left by a killed run
-        staging.begin()
+        self._run = PipelineRun.start(project, experiment, names, keys, configs, names_by_key, run_params, env,
+                                      background=True)  # waited for before the first node that may use it
+        try:
+            self._folders = self._output_folders(project)
+            staging.clean_stale(self._folders)  # left by a killed run
+            staging.begin()
+        except Exception as error:
+            self._run.end("FAILED", error)  # Kedro calls no other hook after this one fails: no run left RUNNING
+            self._run = None
+            raise
         _CURRENT = self
         self._project, self._names = project, ",".join(names)
         self._nodes_total, self._nodes_started, self._started = len(pipeline.nodes), 0, time.monotonic()
@@ -136,6 +146,8 @@ class ProjectHooks:
 
     @hook_impl
     def before_node_run(self, node) -> None:
+        if self._run is not None and not RUN_NOT_NEEDED_TAGS & set(node.tags):
+            self._run.wait()  # MLflow's start, in the background until now; raises its error, if any
         self._node = node.name
         self._nodes_started += 1
         progress.info("Running node: %s (%d/%d)", node.name, self._nodes_started, self._nodes_total)
@@ -156,6 +168,13 @@ class ProjectHooks:
 
     @hook_impl
     def after_pipeline_run(self, run_params, run_result, pipeline, catalog) -> None:
+        if self._run is not None:
+            try:
+                self._run.wait()  # a run of `prepare` nodes only may not have needed it yet
+            except Exception:
+                staging.discard(self._folders)  # outputs kept only with their MLflow run, as when the start was first
+                self._finish("FAILED")
+                raise
         outputs = staging.commit(self._folders)
         run = self._run
         self._finish("FINISHED")
@@ -173,8 +192,11 @@ class ProjectHooks:
 
     def abort(self, reason: str) -> dict[str, Any]:
         removed = staging.discard(self._folders)
-        done = {"run_id": self._run.run_id if self._run is not None else None, "node": self._node,
-                "discarded": removed}
+        try:
+            run_id = self._run.run_id if self._run is not None else None  # waits for a start in progress
+        except Exception:  # noqa: BLE001 - its start failed: no run to mark (_finish logs why)
+            run_id = None
+        done = {"run_id": run_id, "node": self._node, "discarded": removed}
         self._finish("KILLED", reason)
         return done
 
@@ -186,6 +208,11 @@ class ProjectHooks:
         if self._run is not None:
             self._run.end(status, error)
         self._run, self._node, _CURRENT = None, None, None
+
+
+# Nodes with these tags run while the MLflow run is still being started (PipelineRun's background start): they
+# must not use MLflow (tests/test_hooks_background_run.py checks the project's). Every other node waits for it.
+RUN_NOT_NEEDED_TAGS = frozenset({"prepare"})
 
 
 def _flush_subnormals_when_torch_loads(configs: dict[str, Any]) -> None:

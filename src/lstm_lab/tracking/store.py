@@ -130,8 +130,21 @@ def experiment_id(client, name: str, artifact_location: str | None = None) -> st
         return found.experiment_id
 
 
+# Pipeline runs whose MLflow run is being started in a background thread (``pipeline_run.PipelineRun``).
+_PENDING: list[Any] = []
+
+
+def wait_for_pending_run() -> None:
+    """Wait for the MLflow run the Kedro hook is starting in the background, if any, and make it active in the
+    thread that started it; raises that start's error. Free when nothing is pending."""
+    for run in list(_PENDING):
+        run.wait()
+
+
 def active_target() -> MlflowTarget | None:
-    """The MLflow run active in this process (started by the Kedro hook), as plain strings; else None."""
+    """The MLflow run active in this process (started by the Kedro hook), as plain strings; else None.
+    Waits for the hook's run if it is still being started (:func:`wait_for_pending_run`)."""
+    wait_for_pending_run()
     try:
         import mlflow
     except ImportError:  # pragma: no cover - mlflow is a hard dependency

@@ -24,11 +24,17 @@ import pandas as pd
 
 from lstm_lab.data.timeseries import StandardScaler, clean_series, scaled_inputs, split_bounds
 from lstm_lab.errors import LstmLabError
-from lstm_lab.pipelines.forecast import panel_nodes
 from lstm_lab.training.forecast.params import ForecastParams
 from lstm_lab.training.forecast.task import TASK
 
 log = logging.getLogger(__name__)
+
+
+def _panel():
+    """The panel nodes, imported when a panel run needs them (they load torch: not at Kedro's start-up)."""
+    from lstm_lab.pipelines.forecast import panel_nodes
+
+    return panel_nodes
 
 
 def _columns(p: ForecastParams) -> list[str]:
@@ -38,7 +44,7 @@ def _columns(p: ForecastParams) -> list[str]:
 # ---------------------------------------------------------------------------------------------------- prepare
 def clean(raw: pd.DataFrame, p: ForecastParams) -> pd.DataFrame:
     if p.is_panel:
-        return panel_nodes.clean(raw, p)
+        return _panel().clean(raw, p)
     d = p.data
     frame = clean_series(raw, time_column=d.time_column, value_columns=_columns(p), frequency=d.frequency,
                          max_gap=d.max_gap, source="forecast_raw")
@@ -49,7 +55,7 @@ def clean(raw: pd.DataFrame, p: ForecastParams) -> pd.DataFrame:
 
 def split_series(clean_frame: pd.DataFrame, p: ForecastParams) -> dict[str, Any]:
     if p.is_panel:
-        return panel_nodes.split_series(clean_frame, p)
+        return _panel().split_series(clean_frame, p)
     from lstm_lab.data.windowing import check_enough_windows  # torch: imported when a node runs, not at start-up
 
     index = pd.DatetimeIndex(clean_frame[p.data.time_column])
@@ -62,7 +68,7 @@ def split_series(clean_frame: pd.DataFrame, p: ForecastParams) -> dict[str, Any]
 
 def fit_scaler(clean_frame: pd.DataFrame, split: dict[str, int], p: ForecastParams) -> dict[str, Any]:
     if p.is_panel:
-        return panel_nodes.fit_scaler(clean_frame, p)
+        return _panel().fit_scaler(clean_frame, p)
     return StandardScaler.fit(clean_frame[_columns(p)], split["train_end"]).as_dict()
 
 
@@ -71,7 +77,7 @@ def training_data(clean_frame: pd.DataFrame, split: dict[str, int], scaler: dict
                   p: ForecastParams) -> dict[str, Any]:
     """What the forecast task trains on (in memory, not saved); also what ``tune_forecast`` hands to trials."""
     if p.is_panel:
-        return panel_nodes.training_data(clean_frame, scaler, p)
+        return _panel().training_data(clean_frame, scaler, p)
     inputs = scaled_inputs(clean_frame, StandardScaler.from_dict(scaler), _columns(p))  # (N, F), targets first
     targets = inputs[:, : len(p.data.target_columns)].copy()  # (N, C)
     return {"inputs": inputs, "targets": targets, "bounds": dict(split), "scaler": scaler}
@@ -89,7 +95,7 @@ def train_forecaster(data: dict[str, Any], p: ForecastParams) -> tuple[dict[str,
 def evaluate_forecaster(checkpoint: dict[str, Any], clean_frame: pd.DataFrame, split: dict[str, int],
                         scaler: dict[str, Any], p: ForecastParams) -> tuple[dict[str, Any], pd.DataFrame]:
     if p.is_panel:
-        return panel_nodes.evaluate(checkpoint, clean_frame, scaler, p)
+        return _panel().evaluate(checkpoint, clean_frame, scaler, p)
     from lstm_lab.evaluation.forecast import evaluate_test_windows
 
     model = TASK.from_checkpoint(checkpoint)
@@ -109,7 +115,7 @@ def plot_learning_curves(history: pd.DataFrame):
 
 def plot_forecast(predictions: pd.DataFrame, p: ForecastParams):
     if p.is_panel:
-        return panel_nodes.plot(predictions, p)
+        return _panel().plot(predictions, p)
     from lstm_lab.evaluation import plots
 
     return plots.forecast_vs_actual(predictions, p.data.target_columns[0], p.window.horizon)
@@ -120,14 +126,14 @@ def backtest_forecaster(checkpoint: dict[str, Any], clean_frame: pd.DataFrame, s
     """Rolling-origin scores (``forecast.backtest``; panels). One series has its test split instead."""
     if not p.is_panel:
         return {"n_windows": 0}
-    return panel_nodes.backtest(checkpoint, clean_frame, scaler, p)
+    return _panel().backtest(checkpoint, clean_frame, scaler, p)
 
 
 def forecast_future(checkpoint: dict[str, Any], clean_frame: pd.DataFrame, scaler: dict[str, Any],
                     future_covariates: pd.DataFrame | None, p: ForecastParams) -> pd.DataFrame:
     """The H steps after the end of the data (every series of a panel, with intervals): what a user ships."""
     if p.is_panel:
-        return panel_nodes.forecast_future(checkpoint, clean_frame, scaler, future_covariates, p)
+        return _panel().forecast_future(checkpoint, clean_frame, scaler, future_covariates, p)
     from lstm_lab.serving.forecast_pyfunc import ForecastSpec, forecast, metadata, training_frequency
 
     d = p.data
@@ -144,7 +150,7 @@ def score_future(future: pd.DataFrame, actuals: pd.DataFrame | None, clean_frame
     if not p.is_panel:
         raise LstmLabError("forecast_future_actuals: scoring the future is for panel runs (set data.id_column or a "
                            "probabilistic output.kind)")
-    return panel_nodes.score_future(future, actuals, clean_frame, p)
+    return _panel().score_future(future, actuals, clean_frame, p)
 
 
 def log_serving_model(checkpoint: dict[str, Any], metrics: dict[str, Any], future_metrics: dict[str, Any],
