@@ -223,6 +223,8 @@ def main(argv=None) -> dict:
     alias = "AutoLSTM" if args.auto else "LSTM"
     fc = fc.reset_index() if "unique_id" not in fc.columns else fc
     fc = fc.sort_values(["unique_id", "ds"])
+    # ds continues each series' own step index (lengths differ): align on the step after the end, 0..H-1
+    fc["step"] = fc.groupby("unique_id").cumcount()
     cols = {"point": f"{alias}-median", "lo95": f"{alias}-lo-95", "hi95": f"{alias}-hi-95",
             "lo80": f"{alias}-lo-80", "hi80": f"{alias}-hi-80"}
     missing = [c for c in cols.values() if c not in fc.columns]
@@ -230,7 +232,7 @@ def main(argv=None) -> dict:
         raise SystemExit(f"forecast frame lacks {missing}; it has {list(fc.columns)}")
     grid = {}
     for key, col in cols.items():
-        wide = fc.pivot(index="unique_id", columns="ds", values=col).reindex(ids)
+        wide = fc.pivot(index="unique_id", columns="step", values=col).reindex(ids)
         grid[key] = wide.to_numpy(dtype=np.float64)
         if grid[key].shape != actual.shape or not np.isfinite(grid[key]).all():
             raise SystemExit(f"forecast {col}: shape {grid[key].shape} or non-finite values; expected {actual.shape}")
