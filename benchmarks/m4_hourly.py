@@ -10,9 +10,11 @@ after every series' end against Hourly-test.csv (data/08_reporting/forecast_futu
 history, the submission files — and writes benchmarks/results/m4_hourly.md with the machine, the load before
 and after, the wall time, the peak RSS of the run's processes, the official rows from
 ../shared/anchors/m4_hourly_anchors.csv and, when given (``--peer``), the neuralforecast peer's JSON
-(benchmarks/m4_neuralforecast.py).
+(benchmarks/m4_neuralforecast.py). The measurement itself is kept beside the report (``m4_hourly.json``), so
+``--report-only`` writes the report again, e.g. with the peer's JSON, without training again.
 
-    .venv/bin/python benchmarks/m4_hourly.py                       # the full run (~35 min)
+    .venv/bin/python benchmarks/m4_hourly.py                       # the full run (~30 min)
+    .venv/bin/python benchmarks/m4_hourly.py --report-only --peer benchmarks/results/m4_neuralforecast.json
     .venv/bin/python benchmarks/m4_hourly.py --params forecast.training.max_minutes=2 --results /tmp/m4.md
 """
 
@@ -56,7 +58,9 @@ def run_kedro(m4_dir: Path, extra: list[str]) -> tuple[list[str], float, float, 
     return command, wall, rss, done.returncode
 
 
-def report(command, wall, rss, scores, history, anchors, peer, load_before, load_after) -> str:
+def report(run: dict, anchors, peer) -> str:
+    command, wall, rss, scores, history = run["command"], run["wall_s"], run["peak_rss_mib"], run["scores"], run["history"]
+    load_before, load_after = run["load_before"], run["load_after"]
     fmt = lambda v: "" if v in (None, "") else f"{float(v):.3f}"  # noqa: E731
     s = scores
     trained = [r for r in history if int(r.get("epoch", 0)) > 0]
@@ -65,7 +69,7 @@ def report(command, wall, rss, scores, history, anchors, peer, load_before, load
     train_s = sum(float(r.get("epoch_seconds", 0) or 0) for r in trained) if trained else None
     lines = [
         "# M4 Hourly: the global panel LSTM through `kedro run --env=m4`", "",
-        f"- date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}",
+        f"- date: {run['date']}",
         f"- machine: {cpu_model()}, {os.cpu_count()} cores visible, CPU only",
         f"- load average (1/5/15 min) before: {' / '.join(f'{x:.2f}' for x in load_before)}, after: "
         f"{' / '.join(f'{x:.2f}' for x in load_after)}",
@@ -82,8 +86,8 @@ def report(command, wall, rss, scores, history, anchors, peer, load_before, load
     ]
     if peer:
         p = peer.get("scores", peer)
-        lines.append(f"| neuralforecast LSTM ({peer.get('label', 'peer')}) | {p['smape']:.3f} | {p['mase']:.3f} | "
-                     f"{p['owa']:.3f} | {fmt(p.get('msis'))} | {fmt(p.get('acd'))} |")
+        lines.append(f"| neuralforecast `LSTM` (peer, same machine) | {p['smape']:.3f} | {p['mase']:.3f} | "
+                     f"{p['owa']:.3f} | {fmt(p.get('msis'))} | {fmt(p.get('acd95'))} |")
     for name in ("seasonal_naive", "naive2", "naive"):
         b = s[name]
         lines.append(f"| {name} (recomputed by the pipeline) | {b['smape']:.3f} | {b['mase']:.3f} | {b['owa']:.3f} | | |")
@@ -91,12 +95,32 @@ def report(command, wall, rss, scores, history, anchors, peer, load_before, load
         if (row := anchors.get(key)) is not None:
             lines.append(f"| {label}, official | {fmt(row['smape'])} | {fmt(row['mase'])} | {fmt(row['owa'])} | "
                          f"{fmt(row['msis'])} | {fmt(row['acd'])} |")
-    lines += ["", f"80 % interval coverage {s['lstm'].get('coverage80', float('nan')):.3f}, 95 % interval coverage "
-              f"{s['lstm'].get('coverage95', float('nan')):.3f}; OWA against {s.get('owa_reference')}."]
+    es, best_entry = anchors.get("118"), anchors.get("238")
+    gap = []
+    for label, row in (("ES-RNN", es), ("the best Hourly entry", best_entry)):
+        if row:
+            gap.append(f"{label} OWA {float(row['owa']):.3f} ({(s['lstm']['owa'] / float(row['owa']) - 1) * 100:+.0f} %), "
+                       f"MSIS {float(row['msis']):.3f} ({(s['lstm'].get('msis95', float('nan')) / float(row['msis']) - 1) * 100:+.0f} %)")
+    stopped = (f"early stopping (best epoch {int(best['epoch'])}, patience "
+               f"{int(len(trained) - best['epoch'])} epochs after it)" if best and len(trained) > best["epoch"]
+               else "the time budget or max_epochs")
+    lines += ["", f"Against the anchors: this run OWA {s['lstm']['owa']:.3f} (sNaive "
+              f"{s['seasonal_naive']['owa']:.3f}: {(s['lstm']['owa'] / s['seasonal_naive']['owa'] - 1) * 100:+.1f} %); "
+              + "; ".join(gap) + f". Training ended by {stopped}."]
+    covered = [f"{pct} % interval coverage {s['lstm'][f'coverage{pct}']:.3f}" for pct in (80, 95)
+               if f"coverage{pct}" in s["lstm"]]
+    lines += ["", ", ".join(covered) + f"; OWA against {s.get('owa_reference')}."]
+    if run.get("note"):
+        lines += ["", run["note"]]
     if peer:
-        lines += ["", f"Peer: {peer.get('description', '')} wall {peer.get('wall_s', float('nan')):.0f} s, training "
-                  f"{peer.get('train_s', float('nan')):.0f} s, peak RSS {peer.get('peak_rss_mb', float('nan')):.0f} MiB, "
-                  f"load before {peer.get('load_before')}, versions {peer.get('versions')}."]
+        rss_peer = peer.get("peak_rss_mib", {}).get("self", float("nan"))
+        lines += ["", f"Peer: neuralforecast `LSTM` ({peer['settings']['loss']}, input_size "
+                  f"{peer['settings']['input_size']}, every other setting the library's default), "
+                  f"`{peer['command']}`: {peer.get('steps_done')} steps (stopped by {peer.get('stopped_by')}), "
+                  f"training {peer['train_s']:.0f} s, wall {peer['wall_s']:.0f} s, peak RSS {rss_peer:.0f} MiB, "
+                  f"{peer['threads']['torch']} torch thread(s), load before "
+                  f"{' / '.join(f'{x:.2f}' for x in peer['load_avg_before'])}; versions "
+                  + ", ".join(f"{k} {v}" for k, v in peer["versions"].items() if v) + "."]
     return "\n".join(lines) + "\n"
 
 
@@ -107,18 +131,27 @@ def main(argv=None) -> int:
     ap.add_argument("--results", type=Path, default=REPO / "benchmarks/results/m4_hourly.md")
     ap.add_argument("--params", nargs="*", default=[], help="extra --params entries, e.g. forecast.training.seed=1")
     ap.add_argument("--peer", type=Path, help="the JSON benchmarks/m4_neuralforecast.py wrote")
+    ap.add_argument("--report-only", action="store_true", help="write the report from the last run's JSON")
     args = ap.parse_args(argv)
-    load_before = os.getloadavg()
-    command, wall, rss, rc = run_kedro(args.m4_dir.resolve(), args.params)
-    load_after = os.getloadavg()
-    if rc != 0:
-        print(f"kedro run failed (exit {rc})", file=sys.stderr)
-        return rc
-    scores = json.loads((REPO / "data/08_reporting/forecast_future_metrics.json").read_text())
-    with open(REPO / "data/08_reporting/forecast_history.csv", newline="") as f:
-        history = [{k: float(v) if v not in ("", None) else None for k, v in row.items()} for row in csv.DictReader(f)]
+    measured = args.results.with_suffix(".json")
+    if args.report_only:
+        run = json.loads(measured.read_text())
+    else:
+        load_before = os.getloadavg()
+        command, wall, rss, rc = run_kedro(args.m4_dir.resolve(), args.params)
+        load_after = os.getloadavg()
+        if rc != 0:
+            print(f"kedro run failed (exit {rc})", file=sys.stderr)
+            return rc
+        with open(REPO / "data/08_reporting/forecast_history.csv", newline="") as f:
+            history = [{k: float(v) if v not in ("", None) else None for k, v in row.items()}
+                       for row in csv.DictReader(f)]
+        run = {"date": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}", "command": command, "wall_s": wall,
+               "peak_rss_mib": rss, "load_before": load_before, "load_after": load_after, "history": history,
+               "scores": json.loads((REPO / "data/08_reporting/forecast_future_metrics.json").read_text())}
+        measured.write_text(json.dumps(run, indent=1) + "\n")
     peer = json.loads(args.peer.read_text()) if args.peer and args.peer.is_file() else None
-    text = report(command, wall, rss, scores, history, read_anchors(args.anchors), peer, load_before, load_after)
+    text = report(run, read_anchors(args.anchors), peer)
     args.results.write_text(text)
     print(text)
     return 0
