@@ -276,23 +276,3 @@ def test_two_ddp_spawn_ranks_train_a_panel():
     result = run_training(TASK, p, nodes.training_data(clean, {}, scaler, p))
     assert [row["epoch"] for row in result.history] == [0, 1, 2]
     assert TASK.from_checkpoint(result.checkpoint).hparams["kind"] == "panel"
-
-
-@pytest.mark.slow
-def test_tune_forecast_sweeps_a_panel(tmp_path):
-    from tests.conftest import write_yaml
-
-    root = make_project(tmp_path / "project", None)
-    hourly_panel().to_csv(root / "data/01_raw/panel.csv", index=False)
-    (root / "conf/local/catalog.yml").write_text(
-        "forecast_raw:\n  type: pandas.CSVDataset\n  filepath: data/01_raw/panel.csv\n")
-    p = panel_params(model={"hidden_sizes": [4]}, training={"num_threads": 1}).model_dump(mode="json")
-    write_yaml(root / "conf/local/parameters_forecast.yml", {"forecast": p})
-    write_yaml(root / "conf/local/parameters_tune_forecast.yml", {"tune_forecast": {
-        "num_samples": 2, "max_epochs": 1, "scheduler": {"type": "fifo"}, "ray": {"num_cpus": 2},
-        "space": {"model.num_layers": None, "training.optimizer": None, "training.learning_rate": None,
-                  "model.hidden_sizes": {"type": "choice", "values": [[4], [6]]}}}})
-    done = kedro(root, "--pipelines=tune_forecast", timeout=900)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    table = pd.read_csv(root / "data/08_reporting/tune_forecast_results.csv")
-    assert len(table) == 2 and (table["status"] == "TERMINATED").all() and table["val_loss"].gt(0).all()
