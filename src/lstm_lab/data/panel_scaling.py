@@ -96,7 +96,7 @@ class PanelScaler:
                 dev = x - np.repeat(mean, nb, axis=0)  # (M, K)
                 spread = np.sqrt(np.add.reduceat(dev * dev, firsts, axis=0) / nb[:, None])
                 if method == "mase":
-                    spread = _seasonal_mae(x, nb, firsts, season, fallback=spread)
+                    spread = seasonal_mae(x, nb, firsts, season, fallback=spread)
             elif method == "mean_abs":
                 mean = np.zeros((len(nb), x.shape[1]))
                 spread = np.add.reduceat(np.abs(x), firsts, axis=0) / nb[:, None]
@@ -167,9 +167,9 @@ class PanelScaler:
         return cls(data["method"], tuple(data["ids"]), tuple(data["columns"]), center, scale)
 
 
-def _seasonal_mae(x: np.ndarray, n: np.ndarray, firsts: np.ndarray, m: int, fallback: np.ndarray) -> np.ndarray:
-    """(k, K) mean |x_t - x_(t-m)| inside each series of the block ``x`` (M, K); a series with m rows or fewer
-    keeps its ``fallback`` (the std)."""
+def seasonal_mae(x: np.ndarray, n: np.ndarray, firsts: np.ndarray, m: int, fallback: np.ndarray) -> np.ndarray:
+    """(k, K) mean |x_t - x_(t-m)| inside each series of ``x`` (M, K), series after series (``n`` rows each,
+    starting at ``firsts``): the MASE scale. A series with m rows or fewer gets its ``fallback``."""
     local = np.arange(len(x)) - np.repeat(firsts, n)  # (M,) row inside its series
     keep = local[m:] >= m  # the lag-m pair lies in one series
     diff = np.abs(x[m:] - x[:-m]) * keep[:, None]  # (M - m, K)

@@ -69,13 +69,10 @@ def in_sample_scale(levels: np.ndarray, starts: np.ndarray, train_rows: np.ndarr
 
 def _mean_abs_diff(levels: np.ndarray, starts: np.ndarray, n: np.ndarray, lag: int) -> np.ndarray:
     from lstm_lab.data.panel import ragged_rows
+    from lstm_lab.data.panel_scaling import seasonal_mae
 
-    y = levels[ragged_rows(starts, n)]  # (K,) the series' rows, one after the other
-    segment = np.repeat(np.arange(len(n)), n)
-    local = np.arange(len(y)) - np.repeat(np.cumsum(n) - n, n)
-    pair = local[lag:] >= lag  # both ends of the difference in one series
-    diff = np.abs(y[lag:] - y[:-lag])[pair]
-    return np.bincount(segment[lag:][pair], weights=diff, minlength=len(n)) / (n - lag)
+    y = levels[ragged_rows(starts, n)][:, None]  # (K, 1) the series' rows, one after the other
+    return seasonal_mae(y, n, np.cumsum(n) - n, lag, fallback=np.zeros((len(n), 1)))[:, 0]
 
 
 # --------------------------------------------------------------------------------------------------------------

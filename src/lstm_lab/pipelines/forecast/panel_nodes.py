@@ -214,7 +214,7 @@ def score_future(future: pd.DataFrame, actuals: pd.DataFrame | None, frame: pd.D
     rows = rows[rows["_s"] >= 0]
     sort_by = ["_s", d.time_column] if d.time_column in rows.columns else ["_s"]
     rows = rows.sort_values(sort_by, kind="stable")
-    levels_q = [round(float(c), 6) for c in _levels_from_table(future)]
+    levels_q = list(_quantile_columns(future))
     C = len(d.target_columns)
     actual = rows[list(d.target_columns)].to_numpy(np.float64).reshape(len(ids), H, C)
     q = _quantiles_from_table(future, len(ids), H, C)  # (S, H, C, Q)
@@ -251,25 +251,20 @@ def score_future(future: pd.DataFrame, actuals: pd.DataFrame | None, frame: pd.D
     return out
 
 
-def _levels_from_table(table: pd.DataFrame) -> list[float]:
-    """The quantile levels the table's columns hold: 0.5 and each interval's bounds, in increasing order."""
-    levels = [0.5]
-    for name in table.columns:
-        if name.startswith("lo") and name[2:].isdigit():
-            c = int(name[2:]) / 100
-            levels += [round((1 - c) / 2, 6), round(1 - (1 - c) / 2, 6)]
-    return sorted(levels)
-
-
-def _quantiles_from_table(table: pd.DataFrame, S: int, H: int, C: int) -> np.ndarray:
+def _quantile_columns(table: pd.DataFrame) -> dict[float, str]:
+    """{level: column} of a forecast table: 0.5 → median, and each interval's lo<c>/hi<c>, in increasing level."""
     columns = {0.5: "median"}
     for name in table.columns:
         if name.startswith("lo") and name[2:].isdigit():
             c = int(name[2:]) / 100
             columns[round((1 - c) / 2, 6)] = name
             columns[round(1 - (1 - c) / 2, 6)] = f"hi{name[2:]}"
-    ordered = [columns[q] for q in sorted(columns)]
-    return table[ordered].to_numpy(np.float64).reshape(S, H, C, len(ordered))
+    return dict(sorted(columns.items()))
+
+
+def _quantiles_from_table(table: pd.DataFrame, S: int, H: int, C: int) -> np.ndarray:
+    columns = list(_quantile_columns(table).values())
+    return table[columns].to_numpy(np.float64).reshape(S, H, C, len(columns))
 
 
 def plot(predictions: pd.DataFrame, p: ForecastParams):
