@@ -39,6 +39,22 @@ def route_lightning_logs() -> None:
 route_lightning_logs()
 
 
+class SplitDataModule(pl.LightningDataModule):
+    """A DataModule whose three loaders differ only by split: subclasses implement ``_loader(split)``."""
+
+    def _loader(self, split: str):
+        raise NotImplementedError
+
+    def train_dataloader(self):
+        return self._loader("train")
+
+    def val_dataloader(self):
+        return self._loader("val")
+
+    def test_dataloader(self):
+        return self._loader("test")
+
+
 class TaskModule(pl.LightningModule):
     # Fused Adam/AdamW step: opt-in per task, since it changes float rounding (results locked in dvc.lock).
     fused_optimizer: ClassVar[bool] = False

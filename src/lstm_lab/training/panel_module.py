@@ -22,7 +22,6 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-import lightning.pytorch as pl
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
@@ -33,7 +32,7 @@ from lstm_lab.errors import LstmLabError
 from lstm_lab.models.panel_forecaster import PanelForecaster
 from lstm_lab.models.quantiles import default_levels
 from lstm_lab.models.spec import ModelSpec
-from lstm_lab.training.module import TaskModule
+from lstm_lab.training.module import SplitDataModule, TaskModule
 
 DRAW_CHUNK = 1 << 16  # random indices drawn per call to the generator
 
@@ -61,7 +60,7 @@ class RandomWindowSampler(Sampler[int]):
             left -= k
 
 
-class PanelDataModule(pl.LightningDataModule):
+class PanelDataModule(SplitDataModule):
     """Train/val/test windows of ``panel`` (split by ``panel.bounds``), in batches of ``batch_size``.
 
     Training windows use ``stride`` and are shuffled by a seeded generator (the same order on every run), or,
@@ -111,14 +110,6 @@ class PanelDataModule(pl.LightningDataModule):
         return DataLoader(data, batch_size=self.batch_size, shuffle=shuffle, sampler=sampler,
                           collate_fn=already_batched, generator=self.generators["shuffle"] if shuffle else None)
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train")
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
 
 
 class PanelModule(TaskModule):

@@ -7,16 +7,15 @@ built lazily by ``WindowDataset`` so no copy of all windows ever exists. The mod
 
 from __future__ import annotations
 
-import lightning.pytorch as pl
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
 from lstm_lab.data.windowing import WindowDataset, already_batched, target_starts
-from lstm_lab.training.module import TaskModule
+from lstm_lab.training.module import SplitDataModule, TaskModule
 
 
-class ForecastDataModule(pl.LightningDataModule):
+class ForecastDataModule(SplitDataModule):
     def __init__(
         self,
         inputs: np.ndarray,
@@ -54,7 +53,8 @@ class ForecastDataModule(pl.LightningDataModule):
         starts = target_starts(self.spans[split], self.lookback, self.horizon, stride)
         return WindowDataset(self.inputs, self.targets, starts, self.lookback, self.horizon)
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+    def _loader(self, split: str) -> DataLoader:
+        shuffle = split == "train"
         return DataLoader(
             self.dataset(split),
             batch_size=self.batch_size,
@@ -62,15 +62,6 @@ class ForecastDataModule(pl.LightningDataModule):
             collate_fn=already_batched,
             generator=self.generators["shuffle"] if shuffle else None,
         )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
 
 
 class ForecastModule(TaskModule):

@@ -18,13 +18,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import lightning.pytorch as pl
 import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sampler, SequentialSampler
 
 from lstm_lab.data.text import left_align
-from lstm_lab.training.module import TaskModule
+from lstm_lab.training.module import SplitDataModule, TaskModule
 
 
 class TokenDataset(torch.utils.data.Dataset):
@@ -90,7 +89,7 @@ class BucketBatchSampler(BatchSampler):
                 yield batches[b].tolist()
 
 
-class SentimentDataModule(pl.LightningDataModule):
+class SentimentDataModule(SplitDataModule):
     def __init__(self, data: Mapping[str, Any], batch_size: int, seed: int, eval_batch_size: int = 512):
         super().__init__()
         self.batch_size, self.eval_batch_size, self.seed = batch_size, eval_batch_size, seed
@@ -123,14 +122,6 @@ class SentimentDataModule(pl.LightningDataModule):
                                      generator=self.generators["buckets"] if train else None)
         return DataLoader(dataset, batch_sampler=batches, collate_fn=_batch)
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train")
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
 
 
 class SentimentModule(TaskModule):
