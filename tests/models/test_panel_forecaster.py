@@ -71,6 +71,21 @@ def test_untrained_residual_median_is_the_last_value(head):
     assert (q[..., 0] < last).all() and (q[..., -1] > last).all()  # a spread around it, from the start
 
 
+@pytest.mark.parametrize("head", HEADS)
+def test_untrained_mean_anchored_median_is_the_mean_of_the_observed_rows(head):
+    model = make_model(distribution=head, anchor="mean").eval()
+    batch = make_batch(mask=True)
+    out = model(batch)
+    m = batch["mask"][..., None].float()  # (B, L, 1)
+    mean = (batch["x"][..., :2] * m).sum(1, keepdim=True) / m.sum(1, keepdim=True)  # (B, 1, C) padding left out
+    torch.testing.assert_close(out["median"], mean.expand(B, H, 2))
+    assert not torch.allclose(mean, batch["x"][:, -1:, :2])  # and not the last value
+    # trained or not, a shift of a window's level shifts its forecast by as much (per-window normalisation)
+    model = scramble_output_layer(model)
+    shifted = dict(batch, x=torch.cat([batch["x"][..., :2] + 5.0, batch["x"][..., 2:]], -1) * m)
+    torch.testing.assert_close(model(shifted)["quantiles"], model(batch)["quantiles"] + 5.0)
+
+
 def test_padded_rows_are_ignored_and_flagged():
     model = scramble_output_layer(make_model()).eval()
     batch = make_batch(mask=True)
@@ -112,6 +127,8 @@ def test_invalid_configurations():
         PanelForecaster(2, 1, H, ModelSpec(), levels=(0.1, 0.9))
     with pytest.raises(ValueError, match="increasing"):
         PanelForecaster(2, 1, H, ModelSpec(), levels=(0.9, 0.5, 0.1))
+    with pytest.raises(ValueError, match="anchor 'median'"):
+        PanelForecaster(2, 1, H, ModelSpec(), anchor="median")
 
 
 def train(model, sample, steps, lr, batch_size, seed):

@@ -190,6 +190,17 @@ def test_m4_defaults_and_contradictions():
         validate("forecast", raw_params("forecast", {"split": {"fractions": None, "last": [13, 13]}}))
 
 
+@pytest.mark.parametrize("change", [{"residual": False}, {"data": {"target_transform": "seasonal_log_diff"}}])
+def test_a_mean_anchor_needs_a_residual_forecaster(change):
+    from lstm_lab.params import validate
+    from tests.conftest import raw_params
+
+    assert validate("forecast", raw_params("forecast", {"panel": {"anchor": "mean"}})).panel.anchor == "mean"
+    with pytest.raises(LstmLabError, match="panel.anchor 'mean' needs residual: true") as info:
+        validate("forecast", raw_params("forecast", {"panel": {"anchor": "mean"}, **change}))
+    assert "\n" not in str(info.value)
+
+
 # ------------------------------------------------------------------------------------------------ through kedro
 def small_m4(folder, n=12):
     """The first ``n`` series of M4 Hourly (train and test), a few hundred steps each, in the competition layout."""

@@ -15,10 +15,13 @@ Direct multi-horizon in the MQ-RNN spirit (Wen et al. 2017, "A Multi-Horizon Qua
   step h, so what is known about step h shapes the forecast of step h and of no other.
 - Padding: a ``mask`` (B, L) with False on padded rows zeroes those rows, and a 0/1 "observed" channel tells
   the LSTM which zeros are padding (always there: a batch without a mask is all ones).
-- Residual (default, as in LSTMForecaster): the targets are seen relative to the last observed value, and the
-  locations (the median, the quantiles, a distribution's loc) are predicted as changes from it. The output layer
-  starts at zero, so the untrained median is exactly the naive forecast. Padding is on the left, so the last
-  lookback row is always real.
+- Residual (default, as in LSTMForecaster): the targets are seen relative to an anchor, and the locations (the
+  median, the quantiles, a distribution's loc) are predicted as changes from it. The output layer starts at
+  zero, so the untrained median is exactly the anchor. ``anchor="last"``: the last observed value (the naive
+  forecast; padding is on the left, so the last lookback row is always real). ``anchor="mean"``: the mean of the
+  window's observed rows -- per-window mean normalisation (on log values, a division by the window's geometric
+  mean, as ES-RNN and DeepAR put every window on one level), which keeps a noisy last value from moving the
+  whole forecast.
 
 Heads: ``distribution=None`` is the quantile head (C × Q outputs per step, non-crossing by construction, trained
 with the pinball loss); "gaussian" / "student_t" is the parametric head (C × P parameters per step, trained with
@@ -47,6 +50,8 @@ from lstm_lab.models.quantiles import (
 )
 from lstm_lab.models.spec import ModelSpec
 
+ANCHORS = ("last", "mean")  # what a residual forecaster's changes are relative to
+
 
 class PanelForecaster(nn.Module):
     """Global direct multi-horizon forecaster with quantile or distribution outputs; see the module docstring.
@@ -71,16 +76,20 @@ class PanelForecaster(nn.Module):
         context_size: int = 16,
         local_hidden: int = 32,
         residual: bool = True,
+        anchor: str = "last",
     ):
         super().__init__()
         if not 1 <= n_targets <= n_inputs:
             raise ValueError(f"n_targets={n_targets}: the targets must be among the {n_inputs} input columns")
         if id_embedding and n_series < 1:
             raise ValueError("an id embedding needs n_series >= 1")
+        if anchor not in ANCHORS:
+            raise ValueError(f"anchor {anchor!r}; expected one of {list(ANCHORS)}")
         if distribution is not None and distribution not in DISTRIBUTIONS:
             raise ValueError(f"distribution {distribution!r}; expected None (quantile head) or one of "
                              f"{list(DISTRIBUTIONS)}")
         self.n_targets, self.horizon, self.n_future, self.residual = n_targets, horizon, n_future, residual
+        self.anchor = anchor
         self.distribution, self.context_size = distribution, context_size
         self.register_buffer("levels", torch.tensor(check_levels(levels)), persistent=False)  # (Q,)
         # The median's position: the quantile head's anchor (monotone_quantiles), and what `median` reports.
@@ -94,7 +103,7 @@ class PanelForecaster(nn.Module):
         hidden = [local_hidden] if local_hidden else []
         self.local_mlp = dense_head(context_size + n_future, hidden, n_targets * self.n_outputs, spec.head_dropout)
         if residual:
-            # Start as the naive forecast: every location is a change of exactly zero from the last value.
+            # Start as the anchor's forecast: every location is a change of exactly zero from it.
             nn.init.zeros_(self.local_mlp[-1].weight)
             nn.init.zeros_(self.local_mlp[-1].bias)
 
@@ -112,10 +121,13 @@ class PanelForecaster(nn.Module):
         observed = torch.ones(B, L, 1, dtype=x.dtype, device=x.device) if mask is None else \
             mask[..., None].to(x.dtype)  # (B, L, 1) 1 = real row, 0 = padding
 
-        # --- encoder: the lookback, relative to the last value, padding zeroed ---------------------------------
+        # --- encoder: the lookback, relative to the anchor, padding zeroed ------------------------------------
         if self.residual:
-            last = x[:, -1:, :C]  # (B, 1, C) last observed targets (padding is on the left)
-            x = torch.cat([x[..., :C] - last, x[..., C:]], dim=-1)  # (B, L, C+P)
+            if self.anchor == "last":
+                level = x[:, -1:, :C]  # (B, 1, C) last observed targets (padding is on the left)
+            else:  # the mean over the observed rows only
+                level = (x[..., :C] * observed).sum(1, keepdim=True) / observed.sum(1, keepdim=True)  # (B, 1, C)
+            x = torch.cat([x[..., :C] - level, x[..., C:]], dim=-1)  # (B, L, C+P)
         inputs = [x * observed, observed]  # (B, L, C+P), (B, L, 1)
         if self.embedding is not None:
             ids = self.embedding(batch["series"])  # (B, E)
@@ -133,7 +145,7 @@ class PanelForecaster(nn.Module):
         raw = self.local_mlp(contexts).view(B, H, C, self.n_outputs)  # (B, H, C, Q or P)
 
         # --- outputs: non-crossing quantiles, or a distribution and its quantiles ----------------------------
-        shift = last[..., None] if self.residual else 0.0  # (B, 1, C, 1) back to the input's level
+        shift = level[..., None] if self.residual else 0.0  # (B, 1, C, 1) back to the input's level
         if self.distribution is None:
             quantiles = monotone_quantiles(raw, self.median_index) + shift  # (B, H, C, Q)
             return {"quantiles": quantiles, "median": quantiles[..., self.median_index]}

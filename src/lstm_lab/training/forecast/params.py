@@ -116,6 +116,9 @@ class PanelParams(StrictModel):
     # per series, on its train rows only: standard | robust | mase (seasonal-naive MAE) | mean_abs (differences)
     scaling: Literal["standard", "robust", "mase", "mean_abs", "none"] = "standard"
     windows_per_epoch: int | None = Field(None, ge=1)  # draw this many windows per epoch; None = every window
+    # what the residual forecast is a change from: the last observed value (untrained = naive) or the mean of the
+    # window's observed values (per-window mean normalisation; on log targets, the window's geometric mean)
+    anchor: Literal["last", "mean"] = "last"
 
 
 class BacktestParams(StrictModel):
@@ -202,6 +205,9 @@ class ForecastParams(StrictModel):
             if (val is not None and val < H) or 0 < test < H:
                 raise ValueError(f"split.last {list(self.split.last)}: validation and test need at least the horizon "
                                  f"({H}) steps each (test may be 0: no test windows)")
+        if self.panel.anchor != "last" and (not self.residual or self.data.target_transform == "seasonal_log_diff"):
+            raise ValueError(f"panel.anchor {self.panel.anchor!r} needs residual: true and a target_transform other "
+                             "than seasonal_log_diff (differences are modelled as they are)")
         if self.data.target_transform == "seasonal_log_diff" and not self.is_panel:
             raise ValueError("data.target_transform seasonal_log_diff is for panels")
         return self
