@@ -30,12 +30,18 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/kedro run --pipeline=forecast
 
+# Two pytest-xdist workers (the machines have 2 cores): most slow tests wait on subprocesses (`kedro run` start-up,
+# servers, DVC clones), so two at a time nearly halve the wall time. A test file runs on one worker (its module
+# fixtures are built once; tests/conftest.py); the Ray tests share one group. PYTEST_WORKERS=0 runs serially.
+PYTEST_WORKERS ?= 2
+XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),-p no:xdist,-n $(PYTEST_WORKERS) --dist loadgroup)
+
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)
 
 # Unit tests and in-memory pipeline tests only (no `kedro run` subprocesses, no DVC clones, no Ray sweeps).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) -m "not slow" $(PYTEST_ARGS)
 
 # DVC experiments side by side: only the parameters that differ between them and the LSTM's test scores
 # (`dvc exp show` alone prints every parameter, dependency hash and baseline score: hundreds of columns).

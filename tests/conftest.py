@@ -25,6 +25,16 @@ TINY_FORECAST = {
 }
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups (its worker plugin registers later)
+def pytest_collection_modifyitems(config, items):
+    """`make test` runs the suite on two pytest-xdist workers with ``--dist loadgroup``: a test file is one group,
+    so its module-scoped fixtures (trained projects, servers) are built once, on one worker. A file that sets its
+    own ``xdist_group`` (the Ray tests share one, so at most one Ray instance runs at a time) keeps it."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
 def deep_merge(base: dict, change: dict) -> dict:
     """``base`` with ``change`` written in, mapping by mapping (how Kedro's soft merge combines environments)."""
     out = dict(base)

@@ -14,6 +14,9 @@ import pytest
 
 from lstm_lab.tuning.config import TuneParams
 
+# One xdist group for every test that starts Ray (see tests/conftest.py): one Ray instance at a time.
+pytestmark = pytest.mark.xdist_group("ray")
+
 
 def listening(pids: set[int]) -> dict[tuple[str, str], str]:
     """``(process name, address:port)`` → ip of every TCP socket listening in ``pids``."""

@@ -28,6 +28,9 @@ from lstm_lab.training.forecast.params import ForecastParams
 from lstm_lab.tuning.space import SearchSpace, apply, check_space
 from tests.conftest import BIN, TINY_FORECAST, kedro, make_project, mlflow_client, project_env, write_yaml
 
+# One xdist group for every test that starts Ray (see tests/conftest.py): one Ray instance at a time.
+pytestmark = pytest.mark.xdist_group("ray")
+
 BASE = ForecastParams.model_validate(
     {"data": {"target_columns": ["y"]}, "split": {"fractions": [0.7, 0.15, 0.15]},
      "window": {"lookback": 8, "horizon": 2}, "model": {"hidden_sizes": [16]}}
