@@ -33,6 +33,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import yaml  # noqa: E402
 from machine import cpu_model  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,15 +59,39 @@ def run_kedro(m4_dir: Path, extra: list[str]) -> tuple[list[str], float, float, 
     return command, wall, rss, done.returncode
 
 
+def early_stopping_patience(command: list[str]) -> int:
+    """forecast.training.early_stopping_patience of the run: a --params override, else conf/m4, else conf/base."""
+    for part in command:
+        for item in part.removeprefix("--params=").split(","):
+            if item.startswith("forecast.training.early_stopping_patience="):
+                return int(item.split("=", 1)[1])
+    for env in ("m4", "base"):
+        training = yaml.safe_load((REPO / "conf" / env / "parameters_forecast.yml").read_text())["forecast"].get(
+            "training") or {}
+        if training.get("early_stopping_patience") is not None:
+            return int(training["early_stopping_patience"])
+    raise ValueError("no forecast.training.early_stopping_patience in conf/m4 or conf/base")
+
+
 def report(run: dict, anchors, peer) -> str:
     command, wall, rss, scores, history = run["command"], run["wall_s"], run["peak_rss_mib"], run["scores"], run["history"]
     load_before, load_after = run["load_before"], run["load_after"]
     fmt = lambda v: "" if v in (None, "") else f"{float(v):.3f}"  # noqa: E731
     s = scores
-    trained = [r for r in history if int(r.get("epoch", 0)) > 0]
-    initial = next((r["val_loss"] for r in history if int(r.get("epoch", -1)) == 0), None)
-    best = min(trained, key=lambda r: r["val_loss"]) if trained else None
-    train_s = sum(float(r.get("epoch_seconds", 0) or 0) for r in trained) if trained else None
+    patience = early_stopping_patience(command)
+    members = sorted({int(r["member"]) for r in history if r.get("member") is not None}) or [None]
+    fits = []  # one per ensemble member (a single model: one)
+    for k in members:
+        rows = [r for r in history if k is None or r.get("member") is not None and int(r["member"]) == k]
+        trained = [r for r in rows if int(r.get("epoch", 0)) > 0]
+        best = min(trained, key=lambda r: r["val_loss"]) if trained else None
+        initial = next((r["val_loss"] for r in rows if int(r.get("epoch", -1)) == 0), None)
+        early = best is not None and len(trained) - int(best["epoch"]) >= patience
+        fits.append({"member": k, "epochs": len(trained), "best": best, "initial": initial,
+                     "stopped": (f"early stopping (best epoch {int(best['epoch'])}, {patience} epochs without a "
+                                 "better one)" if early else "the time budget (training.max_minutes) or max_epochs")})
+    # conf/m4's seasonal differences start as the seasonal naive forecast; a run overriding the transform does not
+    untrained_is = "" if any("target_transform" in part for part in command) else " (= sNaive)"
     lines = [
         "# M4 Hourly: the global panel LSTM through `kedro run --env=m4`", "",
         f"- date: {run['date']}",
@@ -76,9 +101,10 @@ def report(run: dict, anchors, peer) -> str:
         f"- command: `{shlex.join(['kedro', *command[1:]])}` (run by `benchmarks/m4_hourly.py`)",
         f"- wall time {wall:.0f} s for the whole pipeline (training budget: forecast.training.max_minutes in "
         f"conf/m4/parameters_forecast.yml), peak RSS {rss:.0f} MiB",
-        f"- training: {len(trained)} epoch(s); validation pinball {fmt(initial)} untrained (= sNaive) -> "
-        f"{fmt(best['val_loss']) if best else ''} best (epoch {int(best['epoch']) if best else ''})"
-        + (f"; {train_s:.0f} s in epochs" if train_s else ""),
+        *(f"- training{'' if f['member'] is None else ' of ensemble member ' + str(f['member'] + 1)}: "
+          f"{f['epochs']} epoch(s); validation pinball {fmt(f['initial'])} untrained{untrained_is} -> "
+          f"{fmt(f['best']['val_loss']) if f['best'] else ''} best (epoch {int(f['best']['epoch']) if f['best'] else ''})"
+          for f in fits),
         "",
         "| method | sMAPE | MASE | OWA | MSIS (95 %) | ACD (95 %) |", "|---|---|---|---|---|---|",
         f"| **lstm_lab (this run)** | {s['lstm']['smape']:.3f} | {s['lstm']['mase']:.3f} | {s['lstm']['owa']:.3f} | "
@@ -101,9 +127,8 @@ def report(run: dict, anchors, peer) -> str:
         if row:
             gap.append(f"{label} OWA {float(row['owa']):.3f} ({(s['lstm']['owa'] / float(row['owa']) - 1) * 100:+.0f} %), "
                        f"MSIS {float(row['msis']):.3f} ({(s['lstm'].get('msis95', float('nan')) / float(row['msis']) - 1) * 100:+.0f} %)")
-    stopped = (f"early stopping (best epoch {int(best['epoch'])}, patience "
-               f"{int(len(trained) - best['epoch'])} epochs after it)" if best and len(trained) > best["epoch"]
-               else "the time budget or max_epochs")
+    stopped = "; ".join(f["stopped"] if f["member"] is None else f"member {f['member'] + 1}: {f['stopped']}"
+                        for f in fits)
     lines += ["", f"Against the anchors: this run OWA {s['lstm']['owa']:.3f} (sNaive "
               f"{s['seasonal_naive']['owa']:.3f}: {(s['lstm']['owa'] / s['seasonal_naive']['owa'] - 1) * 100:+.1f} %); "
               + "; ".join(gap) + f". Training ended by {stopped}."]
