@@ -86,6 +86,32 @@ def test_untrained_mean_anchored_median_is_the_mean_of_the_observed_rows(head):
     torch.testing.assert_close(model(shifted)["quantiles"], model(batch)["quantiles"] + 5.0)
 
 
+@pytest.mark.parametrize("head", HEADS)
+def test_quantile_offsets_move_the_intervals_not_the_median_and_old_checkpoints_load(head):
+    from lstm_lab.models.panel_forecaster import PanelEnsemble
+
+    model = scramble_output_layer(make_model(distribution=head)).eval()
+    batch = make_batch()
+    before = model(batch)
+    state = {k: v for k, v in model.state_dict().items() if k != "quantile_offsets"}  # saved before calibration
+    offsets = torch.zeros_like(model.quantile_offsets)  # (H, C, Q)
+    offsets[..., 0], offsets[..., -1] = -1.0, 2.0
+    model.quantile_offsets.copy_(offsets)
+    after = model(batch)
+    torch.testing.assert_close(after["median"], before["median"])
+    torch.testing.assert_close(after["quantiles"][..., 0], before["quantiles"][..., 0] - 1.0)
+    torch.testing.assert_close(after["quantiles"][..., -1], before["quantiles"][..., -1] + 2.0)
+    old = make_model(distribution=head)
+    old.load_state_dict(state)  # no offsets in the state: zeros, the forecasts as trained
+    assert old.quantile_offsets.abs().sum() == 0
+    torch.testing.assert_close(old.eval()(batch)["quantiles"], before["quantiles"])
+    ensemble = PanelEnsemble([model, old]).eval()
+    ensemble.load_state_dict({k: v for k, v in ensemble.state_dict().items() if k != "quantile_offsets"})
+    ensemble.quantile_offsets.copy_(offsets)  # the ensemble's own offsets act on its median-of-members answer
+    plain = torch.stack([model(batch)["quantiles"], old(batch)["quantiles"]]).median(0).values.sort(-1).values
+    torch.testing.assert_close(ensemble(batch)["quantiles"][..., -1], plain[..., -1] + 2.0)
+
+
 def test_padded_rows_are_ignored_and_flagged():
     model = scramble_output_layer(make_model()).eval()
     batch = make_batch(mask=True)

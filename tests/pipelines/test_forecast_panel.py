@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
@@ -136,6 +137,37 @@ def test_one_series_with_intervals_is_a_panel_of_one():
     assert len(future) == 4 and set(future["id"]) == {"co2"}
 
 
+def test_calibrated_intervals_cover_the_validation_windows_and_reach_every_forecast(tmp_path):
+    import mlflow
+
+    from lstm_lab.pipelines.forecast import panel_nodes
+    from lstm_lab.serving import panel_pyfunc
+    from lstm_lab.training.forecast.task import TASK
+
+    with pytest.raises(LstmLabError, match="calibrate: a point forecast has no intervals"):
+        panel_params(output={"kind": "point", "calibrate": True})
+    raw = hourly_panel()
+    p = panel_params(output={"kind": "quantile", "calibrate": True}, training={"max_epochs": 1})
+    clean, _, scaler, checkpoint, _ = run_nodes(raw, p)
+    info = checkpoint["calibration"]  # 12 validation steps, horizon 6: 7 windows per series
+    assert info["windows"] == 7 * len(LENGTHS) and set(info["coverage_after"]) == {"0.8", "0.95"}
+    assert info["coverage_after"]["0.95"] >= 0.95 and info["coverage_after"]["0.8"] >= 0.8
+    offsets = checkpoint["state_dict"]["net.quantile_offsets"]
+    assert offsets.shape == (6, 1, 5) and offsets.abs().sum() > 0
+    uncalibrated = dict(checkpoint, state_dict={**checkpoint["state_dict"],
+                                                "net.quantile_offsets": torch.zeros_like(offsets)})
+    _, table = panel_nodes.evaluate(checkpoint, clean, scaler, p)
+    _, raw_table = panel_nodes.evaluate(uncalibrated, clean, scaler, p)
+    np.testing.assert_allclose(table["median"], raw_table["median"])  # the point forecast is untouched
+    assert not np.allclose(table["hi95"], raw_table["hi95"])  # the bounds moved
+    future = nodes.forecast_future(checkpoint, clean, scaler, None, p)
+    assert (np.diff(future[["lo95", "lo80", "median", "hi80", "hi95"]].to_numpy(), axis=1) >= 0).all()
+    panel_pyfunc.save_model(tmp_path / "model", checkpoint, history=clean)
+    served = mlflow.pyfunc.load_model(str(tmp_path / "model")).predict(raw)
+    np.testing.assert_allclose(served["hi95"].to_numpy(), future["hi95"].to_numpy(), rtol=0, atol=1e-9)
+    assert TASK.from_checkpoint(checkpoint).net.quantile_offsets.abs().sum() > 0
+
+
 def test_refit_backtest_trains_per_cutoff(caplog):
     import logging
 
@@ -190,14 +222,16 @@ def test_m4_defaults_and_contradictions():
         validate("forecast", raw_params("forecast", {"split": {"fractions": None, "last": [13, 13]}}))
 
 
-@pytest.mark.parametrize("change", [{"residual": False}, {"data": {"target_transform": "seasonal_log_diff"}}])
-def test_a_mean_anchor_needs_a_residual_forecaster(change):
+@pytest.mark.parametrize("change", [{"output": {"kind": "point"}}, {"residual": False},
+                                    {"data": {"target_transform": "seasonal_log_diff"}}])
+def test_a_mean_anchor_needs_a_residual_panel_forecaster(change):
     from lstm_lab.params import validate
     from tests.conftest import raw_params
 
-    assert validate("forecast", raw_params("forecast", {"panel": {"anchor": "mean"}})).panel.anchor == "mean"
-    with pytest.raises(LstmLabError, match="panel.anchor 'mean' needs residual: true") as info:
-        validate("forecast", raw_params("forecast", {"panel": {"anchor": "mean"}, **change}))
+    mean = {"panel": {"anchor": "mean"}, "output": {"kind": "quantile"}}
+    assert validate("forecast", raw_params("forecast", mean)).panel.anchor == "mean"
+    with pytest.raises(LstmLabError, match="panel.anchor 'mean' is for panels with residual: true") as info:
+        validate("forecast", raw_params("forecast", {**mean, **change}))
     assert "\n" not in str(info.value)
 
 

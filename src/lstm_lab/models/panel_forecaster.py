@@ -23,6 +23,10 @@ Direct multi-horizon in the MQ-RNN spirit (Wen et al. 2017, "A Multi-Horizon Qua
   mean, as ES-RNN and DeepAR put every window on one level), which keeps a noisy last value from moving the
   whole forecast.
 
+Calibration: ``quantile_offsets`` (H, C, Q), a buffer saved with the weights, is added to the quantiles of
+forecast made in eval mode (zeros until ``conformal_offsets`` fills it after training, from validation windows);
+training steps never see it, and the median is not moved.
+
 Heads: ``distribution=None`` is the quantile head (C × Q outputs per step, non-crossing by construction, trained
 with the pinball loss); "gaussian" / "student_t" is the parametric head (C × P parameters per step, trained with
 the NLL, its quantiles read off the distribution). Either way ``forward`` returns the same quantiles and median,
@@ -39,6 +43,7 @@ from torch import nn
 from lstm_lab.models.encoder import LSTMEncoder, dense_head
 from lstm_lab.models.quantiles import (
     DISTRIBUTIONS,
+    apply_offsets,
     check_levels,
     constrain,
     default_levels,
@@ -95,6 +100,8 @@ class PanelForecaster(nn.Module):
         # The median's position: the quantile head's anchor (monotone_quantiles), and what `median` reports.
         self.median_index = level_index(self.levels, 0.5) if distribution is None else None
         self.n_outputs = len(self.levels) if distribution is None else DISTRIBUTIONS[distribution]  # Q or P
+        # Interval calibration (see the module docstring): zeros = the intervals as trained.
+        self.register_buffer("quantile_offsets", torch.zeros(horizon, n_targets, len(self.levels)))  # (H, C, Q)
 
         self.embedding = nn.Embedding(n_series, id_embedding) if id_embedding else None
         self.encoder = LSTMEncoder(n_inputs + 1 + id_embedding, spec)  # + 1: the observed channel
@@ -148,12 +155,12 @@ class PanelForecaster(nn.Module):
         shift = level[..., None] if self.residual else 0.0  # (B, 1, C, 1) back to the input's level
         if self.distribution is None:
             quantiles = monotone_quantiles(raw, self.median_index) + shift  # (B, H, C, Q)
-            return {"quantiles": quantiles, "median": quantiles[..., self.median_index]}
+            return {"quantiles": self._calibrated(quantiles), "median": quantiles[..., self.median_index]}
         params = constrain(raw, self.distribution)  # (B, H, C, P) loc, scale (, df)
         params = torch.cat([params[..., :1] + shift, params[..., 1:]], dim=-1)  # only loc moves with the level
         out = {"median": params[..., 0], "params": params}  # both distributions are symmetric: median = loc
         if with_quantiles:
-            out["quantiles"] = distribution_quantiles(params, self.levels, self.distribution)  # (B, H, C, Q)
+            out["quantiles"] = self._calibrated(distribution_quantiles(params, self.levels, self.distribution))
         return out
 
     def loss(self, out: dict[str, torch.Tensor], y: torch.Tensor) -> torch.Tensor:
@@ -164,6 +171,17 @@ class PanelForecaster(nn.Module):
 
     def regularization(self) -> torch.Tensor:
         return self.encoder.regularization()
+
+    def _calibrated(self, quantiles: torch.Tensor) -> torch.Tensor:
+        """quantiles (B, H, C, Q) with the calibration offsets; training steps see the intervals as trained."""
+        if self.training:
+            return quantiles
+        return apply_offsets(quantiles, self.quantile_offsets, level_index(self.levels, 0.5))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Checkpoints from before interval calibration have no offsets: they forecast uncalibrated (zeros).
+        state_dict.setdefault(prefix + "quantile_offsets", torch.zeros_like(self.quantile_offsets))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 class PanelEnsemble(nn.Module):
@@ -178,8 +196,15 @@ class PanelEnsemble(nn.Module):
         first = self.members[0]
         self.n_targets, self.horizon, self.n_future = first.n_targets, first.horizon, first.n_future
         self.register_buffer("levels", first.levels.clone(), persistent=False)  # (Q,)
+        self.register_buffer("quantile_offsets", torch.zeros_like(first.quantile_offsets))  # (H, C, Q) the ensemble's
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        state_dict.setdefault(prefix + "quantile_offsets", torch.zeros_like(self.quantile_offsets))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, batch: dict[str, torch.Tensor], with_quantiles: bool = True) -> dict[str, torch.Tensor]:
         each = torch.stack([m(batch)["quantiles"] for m in self.members])  # (N, B, H, C, Q)
         quantiles = each.median(dim=0).values.sort(dim=-1).values  # (B, H, C, Q)
-        return {"quantiles": quantiles, "median": quantiles[..., level_index(self.levels, 0.5)]}
+        median_index = level_index(self.levels, 0.5)
+        return {"quantiles": apply_offsets(quantiles, self.quantile_offsets, median_index),
+                "median": quantiles[..., median_index]}

@@ -7,6 +7,9 @@ A forecaster can say how unsure it is in two ways; both end in the same quantile
     parametric head (DeepAR)  raw (…, P) ── constrain ──▶ params (…, P) ── distribution_quantiles ──▶ q (…, Q)
                               trained with gaussian_nll / student_t_nll (P = 2: loc, scale; P = 3: + df)
 
+Intervals can then be calibrated on held-out windows (``conformal_offsets``, split conformal quantile regression):
+each central interval is widened or narrowed by the amount that makes it cover its share of those windows.
+
 Levels are probabilities in (0, 1), sorted, and include the median 0.5: ``default_levels((0.8, 0.95))`` is
 (0.025, 0.1, 0.5, 0.9, 0.975), the 80 % interval being [q_0.1, q_0.9] and the 95 % one [q_0.025, q_0.975].
 Everything here broadcasts over leading dimensions; forecasts are (B, H, C, Q).
@@ -68,6 +71,44 @@ def interval(levels, pred: torch.Tensor, coverage: float) -> tuple[torch.Tensor,
 def interval_coverage(y: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
     """Fraction of the points y (…) inside [lower, upper] (same shape): a scalar in [0, 1]."""
     return ((y >= lower) & (y <= upper)).float().mean()
+
+
+def conformal_offsets(pred: torch.Tensor, y: torch.Tensor, levels) -> torch.Tensor:
+    """Offsets (H, C, Q) that calibrate every central interval of quantiles pred (N, H, C, Q) on the held-out
+    truths y (N, H, C), per step ahead and target (Romano, Patterson & Candès 2019, conformalized quantile
+    regression): for the interval [q_lo, q_hi] of coverage c, the conformity score of a point is
+    E = max(q_lo - y, y - q_hi) (negative inside), and Q_c is its ceil((N + 1) c)-th smallest value over the N
+    windows (the largest when that exceeds N); the calibrated interval is [q_lo - Q_c, q_hi + Q_c]. Q_c < 0 narrows
+    an interval that covered too much. The median's offset is 0; levels without a symmetric partner get 0."""
+    values = [float(q) for q in levels]
+    N, H, C, Q = pred.shape
+    offsets = torch.zeros(H, C, Q, dtype=pred.dtype, device=pred.device)
+    if N == 0:
+        return offsets
+    for lo, q in enumerate(values):
+        if q >= 0.5:
+            break
+        try:
+            hi = level_index(values, round(1.0 - q, 10))
+        except ValueError:
+            continue
+        coverage = 1.0 - 2.0 * q
+        scores = torch.maximum(pred[..., lo] - y, y - pred[..., hi])  # (N, H, C)
+        k = min(math.ceil((N + 1) * coverage), N)  # the k-th smallest score
+        q_c = torch.kthvalue(scores, k, dim=0).values  # (H, C)
+        offsets[..., lo], offsets[..., hi] = -q_c, q_c
+    return offsets
+
+
+def apply_offsets(pred: torch.Tensor, offsets: torch.Tensor, median_index: int) -> torch.Tensor:
+    """Quantiles pred (…, H, C, Q) moved by ``conformal_offsets`` (H, C, Q), the median kept where it is: a bound
+    narrowed past the median stops at it (lower levels <= median <= upper levels), then the levels are sorted on
+    each side so that they never cross."""
+    moved = pred + offsets.to(pred.dtype)  # (…, H, C, Q)
+    median = pred[..., median_index : median_index + 1]  # (…, H, C, 1) offset 0
+    lower = torch.minimum(moved[..., :median_index], median).sort(dim=-1).values
+    upper = torch.maximum(moved[..., median_index + 1 :], median).sort(dim=-1).values
+    return torch.cat([lower, median, upper], dim=-1)
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -196,6 +196,40 @@ def predict_quantiles(net: PanelForecaster, dataset: torch.utils.data.Dataset, b
     return np.concatenate(parts, axis=0)
 
 
+def calibrate_intervals(net: torch.nn.Module, dataset: torch.utils.data.Dataset, batch_size: int = 1024,
+                        ) -> tuple[torch.Tensor, dict[str, float], dict[str, float]]:
+    """Split-conformal calibration of ``net``'s intervals on ``dataset`` (the validation windows): writes
+    ``conformal_offsets`` into ``net.quantile_offsets`` and returns them with the coverage of each interval on
+    those windows before and after (``{"0.95": 0.91}``)."""
+    from lstm_lab.models.quantiles import apply_offsets, conformal_offsets, interval, interval_coverage, level_index
+
+    net.quantile_offsets.zero_()  # raw intervals first
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=already_batched)
+    was_training = net.training
+    net.eval()
+    parts, truths = [], []
+    try:
+        with torch.no_grad():
+            for batch in loader:
+                parts.append(net(batch)["quantiles"])  # (B, H, C, Q)
+                truths.append(batch["y"].to(parts[-1].dtype))  # (B, H, C)
+    finally:
+        net.train(was_training)
+    levels = [float(q) for q in net.levels]
+    if not parts:
+        return net.quantile_offsets.clone(), {}, {}
+    pred, y = torch.cat(parts), torch.cat(truths)
+    offsets = conformal_offsets(pred, y, levels)
+    calibrated = apply_offsets(pred, offsets, level_index(levels, 0.5))
+    # the central intervals: levels q < 0.5 whose partner 1 - q is there too (float32 levels: a tolerance)
+    coverages = [round(1.0 - 2.0 * q, 6) for q in levels
+                 if q < 0.5 and any(abs(v - (1.0 - q)) < 1e-6 for v in levels)]
+    before = {f"{c:g}": float(interval_coverage(y, *interval(levels, pred, c))) for c in coverages}
+    after = {f"{c:g}": float(interval_coverage(y, *interval(levels, calibrated, c))) for c in coverages}
+    net.quantile_offsets.copy_(offsets)
+    return offsets, before, after
+
+
 def windows_per_epoch(datamodule: PanelDataModule) -> int:
     """Training windows one epoch visits: the sample size, or every window at the training stride."""
     n = len(datamodule.dataset("train"))

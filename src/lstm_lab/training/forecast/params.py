@@ -93,11 +93,16 @@ class OutputParams(StrictModel):
 
     kind: Literal["point", "quantile", "gaussian", "student_t"] = "point"
     intervals: tuple[float, ...] = (0.8, 0.95)  # central prediction intervals: 0.8 → quantiles 0.1 and 0.9
+    # after training, widen/narrow each interval to cover its share of the validation windows (split conformal)
+    calibrate: bool = False
 
     @model_validator(mode="after")
     def _levels(self) -> OutputParams:
         if not self.intervals or any(not 0 < c < 1 for c in self.intervals):
             raise ValueError(f"intervals {list(self.intervals)}: expected coverages strictly between 0 and 1")
+        if self.calibrate and self.kind == "point":
+            raise ValueError("calibrate: a point forecast has no intervals to calibrate; set kind to quantile, "
+                             "gaussian or student_t")
         return self
 
     @property
@@ -205,9 +210,10 @@ class ForecastParams(StrictModel):
             if (val is not None and val < H) or 0 < test < H:
                 raise ValueError(f"split.last {list(self.split.last)}: validation and test need at least the horizon "
                                  f"({H}) steps each (test may be 0: no test windows)")
-        if self.panel.anchor != "last" and (not self.residual or self.data.target_transform == "seasonal_log_diff"):
-            raise ValueError(f"panel.anchor {self.panel.anchor!r} needs residual: true and a target_transform other "
-                             "than seasonal_log_diff (differences are modelled as they are)")
+        if self.panel.anchor != "last" and (not self.is_panel or not self.residual
+                                            or self.data.target_transform == "seasonal_log_diff"):
+            raise ValueError(f"panel.anchor {self.panel.anchor!r} is for panels with residual: true and a "
+                             "target_transform other than seasonal_log_diff (differences are modelled as they are)")
         if self.data.target_transform == "seasonal_log_diff" and not self.is_panel:
             raise ValueError("data.target_transform seasonal_log_diff is for panels")
         return self

@@ -123,7 +123,7 @@ def train(p: ForecastParams, data: Mapping[str, Any], tracking=None) -> tuple[di
 
     if p.ensemble == 1:
         result = run_training(TASK, p, data, tracking=tracking)
-        return result.checkpoint, result.history
+        return _calibrated(p, data, result.checkpoint), result.history
     members, history = [], []
     for k in range(p.ensemble):
         pk = p.model_copy(update={"training": p.training.model_copy(update={"seed": p.training.seed + k}),
@@ -140,5 +140,28 @@ def train(p: ForecastParams, data: Mapping[str, Any], tracking=None) -> tuple[di
     state = {f"net.members.{k}.{key[len('net.'):]}": value for k, member in enumerate(members)
              for key, value in member["state_dict"].items() if key.startswith("net.")}
     hparams = {**dict(members[0]["hyper_parameters"]), "ensemble": p.ensemble}
-    return {"state_dict": state, "hyper_parameters": hparams,
-            "epoch": max(int(m.get("epoch", 0)) for m in members)}, history
+    checkpoint = {"state_dict": state, "hyper_parameters": hparams,
+                  "epoch": max(int(m.get("epoch", 0)) for m in members)}
+    return _calibrated(p, data, checkpoint), history
+
+
+def _calibrated(p: ForecastParams, data: Mapping[str, Any], checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """With ``output.calibrate`` (panels): the checkpoint with its intervals calibrated on the validation windows
+    (``quantile_offsets`` in its state, so every later forecast -- evaluation, backtest, future, serving -- uses
+    them); otherwise unchanged."""
+    if checkpoint is None or not (p.is_panel and p.output.calibrate):  # None: a torchrun rank other than 0
+        return checkpoint
+    from lstm_lab.training.panel_module import PanelDataModule, calibrate_intervals
+
+    net = TASK.build_net(checkpoint["hyper_parameters"])
+    net.load_state_dict({k[len("net."):]: v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")})
+    windows = PanelDataModule(data["panel"], p.window.lookback, p.window.horizon, p.window.stride,
+                              p.training.batch_size, p.training.seed).dataset("val")
+    offsets, before, after = calibrate_intervals(net, windows)
+    if not before:
+        log.warning("output.calibrate: no validation window to calibrate the intervals on; they stay as trained")
+        return checkpoint
+    log.info("intervals calibrated on %d validation windows: coverage %s before, %s after", len(windows),
+             ", ".join(f"{c} {v:.3f}" for c, v in before.items()), ", ".join(f"{c} {v:.3f}" for c, v in after.items()))
+    return {**checkpoint, "state_dict": {**checkpoint["state_dict"], "net.quantile_offsets": offsets.clone()},
+            "calibration": {"windows": len(windows), "coverage_before": before, "coverage_after": after}}
