@@ -58,7 +58,22 @@ from lstm_lab.models.spec import ModelSpec
 ANCHORS = ("last", "mean")  # what a residual forecaster's changes are relative to
 
 
-class PanelForecaster(nn.Module):
+class _CalibratedQuantiles(nn.Module):
+    """The ``quantile_offsets`` buffer (H, C, Q) of a forecaster or an ensemble, applied to eval-mode forecasts."""
+
+    def _calibrated(self, quantiles: torch.Tensor) -> torch.Tensor:
+        """quantiles (B, H, C, Q) with the calibration offsets; training steps see the intervals as trained."""
+        if self.training:
+            return quantiles
+        return apply_offsets(quantiles, self.quantile_offsets, self.median_position)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Checkpoints from before interval calibration have no offsets: they forecast uncalibrated (zeros).
+        state_dict.setdefault(prefix + "quantile_offsets", torch.zeros_like(self.quantile_offsets))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+class PanelForecaster(_CalibratedQuantiles):
     """Global direct multi-horizon forecaster with quantile or distribution outputs; see the module docstring.
 
     n_inputs: C + P columns of ``x``; n_targets: C (the first columns of ``x``, and those of ``y``);
@@ -99,6 +114,7 @@ class PanelForecaster(nn.Module):
         self.register_buffer("levels", torch.tensor(check_levels(levels)), persistent=False)  # (Q,)
         # The median's position: the quantile head's anchor (monotone_quantiles), and what `median` reports.
         self.median_index = level_index(self.levels, 0.5) if distribution is None else None
+        self.median_position = level_index(self.levels, 0.5)  # of the 0.5 level, whatever the head
         self.n_outputs = len(self.levels) if distribution is None else DISTRIBUTIONS[distribution]  # Q or P
         # Interval calibration (see the module docstring): zeros = the intervals as trained.
         self.register_buffer("quantile_offsets", torch.zeros(horizon, n_targets, len(self.levels)))  # (H, C, Q)
@@ -172,19 +188,9 @@ class PanelForecaster(nn.Module):
     def regularization(self) -> torch.Tensor:
         return self.encoder.regularization()
 
-    def _calibrated(self, quantiles: torch.Tensor) -> torch.Tensor:
-        """quantiles (B, H, C, Q) with the calibration offsets; training steps see the intervals as trained."""
-        if self.training:
-            return quantiles
-        return apply_offsets(quantiles, self.quantile_offsets, level_index(self.levels, 0.5))
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # Checkpoints from before interval calibration have no offsets: they forecast uncalibrated (zeros).
-        state_dict.setdefault(prefix + "quantile_offsets", torch.zeros_like(self.quantile_offsets))
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
-class PanelEnsemble(nn.Module):
+class PanelEnsemble(_CalibratedQuantiles):
     """N trained ``PanelForecaster``s answering as one: each quantile is the median over the members (as ES-RNN
     and N-BEATS combine seeds: robust to one bad member), re-sorted along the levels so they never cross."""
 
@@ -197,14 +203,9 @@ class PanelEnsemble(nn.Module):
         self.n_targets, self.horizon, self.n_future = first.n_targets, first.horizon, first.n_future
         self.register_buffer("levels", first.levels.clone(), persistent=False)  # (Q,)
         self.register_buffer("quantile_offsets", torch.zeros_like(first.quantile_offsets))  # (H, C, Q) the ensemble's
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        state_dict.setdefault(prefix + "quantile_offsets", torch.zeros_like(self.quantile_offsets))
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self.median_position = first.median_position
 
     def forward(self, batch: dict[str, torch.Tensor], with_quantiles: bool = True) -> dict[str, torch.Tensor]:
         each = torch.stack([m(batch)["quantiles"] for m in self.members])  # (N, B, H, C, Q)
         quantiles = each.median(dim=0).values.sort(dim=-1).values  # (B, H, C, Q)
-        median_index = level_index(self.levels, 0.5)
-        return {"quantiles": apply_offsets(quantiles, self.quantile_offsets, median_index),
-                "median": quantiles[..., median_index]}
+        return {"quantiles": self._calibrated(quantiles), "median": quantiles[..., self.median_position]}

@@ -73,6 +73,21 @@ def interval_coverage(y: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor)
     return ((y >= lower) & (y <= upper)).float().mean()
 
 
+def central_intervals(levels) -> list[tuple[int, int, float]]:
+    """``(lower index, upper index, coverage)`` of every central interval among ``levels``: each level q < 0.5
+    whose partner 1 - q is there too (compared like ``level_index``), e.g. (0, 4, 0.95) and (1, 3, 0.8)."""
+    values = [float(q) for q in levels]
+    out = []
+    for lo, q in enumerate(values):
+        if q >= 0.5:
+            break
+        try:
+            out.append((lo, level_index(values, 1.0 - q), round(1.0 - 2.0 * q, 6)))
+        except ValueError:
+            continue
+    return out
+
+
 def conformal_offsets(pred: torch.Tensor, y: torch.Tensor, levels) -> torch.Tensor:
     """Offsets (H, C, Q) that calibrate every central interval of quantiles pred (N, H, C, Q) on the held-out
     truths y (N, H, C), per step ahead and target (Romano, Patterson & Candès 2019, conformalized quantile
@@ -80,19 +95,11 @@ def conformal_offsets(pred: torch.Tensor, y: torch.Tensor, levels) -> torch.Tens
     E = max(q_lo - y, y - q_hi) (negative inside), and Q_c is its ceil((N + 1) c)-th smallest value over the N
     windows (the largest when that exceeds N); the calibrated interval is [q_lo - Q_c, q_hi + Q_c]. Q_c < 0 narrows
     an interval that covered too much. The median's offset is 0; levels without a symmetric partner get 0."""
-    values = [float(q) for q in levels]
     N, H, C, Q = pred.shape
     offsets = torch.zeros(H, C, Q, dtype=pred.dtype, device=pred.device)
     if N == 0:
         return offsets
-    for lo, q in enumerate(values):
-        if q >= 0.5:
-            break
-        try:
-            hi = level_index(values, round(1.0 - q, 10))
-        except ValueError:
-            continue
-        coverage = 1.0 - 2.0 * q
+    for lo, hi, coverage in central_intervals(levels):
         scores = torch.maximum(pred[..., lo] - y, y - pred[..., hi])  # (N, H, C)
         k = min(math.ceil((N + 1) * coverage), N)  # the k-th smallest score
         q_c = torch.kthvalue(scores, k, dim=0).values  # (H, C)

@@ -136,8 +136,8 @@ class PanelModule(TaskModule):
 def panel_hparams(panel: Panel, lookback: int, horizon: int, spec: ModelSpec, *, id_embedding: int = 8,
                   levels: Sequence[float] = default_levels(), distribution: str | None = None,
                   context_size: int = 16, local_hidden: int = 32, residual: bool = True,
-                  anchor: str = "last", training: Mapping[str, Any] | None = None, scaler: Mapping[str, Any] | None = None,
-                  **extra: Any) -> dict[str, Any]:
+                  anchor: str = "last", training: Mapping[str, Any] | None = None,
+                  scaler: Mapping[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
     """Plain values that rebuild the forecaster (``build_panel_forecaster``) and tell how to feed it: sizes,
     window, head, column names, series ids, and optionally the training settings and the scaler's state."""
     return {
@@ -176,20 +176,25 @@ def forecaster_from_checkpoint(checkpoint: Mapping[str, Any]) -> tuple[PanelFore
     return net.eval(), hp
 
 
+def _forecasts(net: torch.nn.Module, dataset: torch.utils.data.Dataset, batch_size: int):
+    """``(batch, quantiles (B, H, C, Q))`` for every batch of ``dataset`` in order, the network in eval mode
+    and without gradients (its mode is restored afterwards)."""
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=already_batched)
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            for batch in loader:
+                yield batch, net(batch)["quantiles"]
+    finally:
+        net.train(was_training)
+
+
 def predict_quantiles(net: PanelForecaster, dataset: torch.utils.data.Dataset, batch_size: int = 1024,
                       ) -> np.ndarray:
     """Quantile forecasts (N, H, C, Q) float32 of every item of ``dataset`` (``ForecastOrigins`` or
     ``PanelWindows``), in order, with the network in eval mode and no gradients."""
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=already_batched)
-    was_training = net.training
-    net.eval()
-    parts = []
-    try:
-        with torch.no_grad():
-            for batch in loader:
-                parts.append(net(batch)["quantiles"].float().cpu().numpy())
-    finally:
-        net.train(was_training)
+    parts = [q.float().cpu().numpy() for _, q in _forecasts(net, dataset, batch_size)]
     if not parts:
         Q = len(net.levels)
         return np.zeros((0, net.horizon, net.n_targets, Q), dtype=np.float32)
@@ -201,31 +206,28 @@ def calibrate_intervals(net: torch.nn.Module, dataset: torch.utils.data.Dataset,
     """Split-conformal calibration of ``net``'s intervals on ``dataset`` (the validation windows): writes
     ``conformal_offsets`` into ``net.quantile_offsets`` and returns them with the coverage of each interval on
     those windows before and after (``{"0.95": 0.91}``)."""
-    from lstm_lab.models.quantiles import apply_offsets, conformal_offsets, interval, interval_coverage, level_index
+    from lstm_lab.models.quantiles import (
+        apply_offsets,
+        central_intervals,
+        conformal_offsets,
+        interval_coverage,
+        level_index,
+    )
 
     net.quantile_offsets.zero_()  # raw intervals first
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=already_batched)
-    was_training = net.training
-    net.eval()
     parts, truths = [], []
-    try:
-        with torch.no_grad():
-            for batch in loader:
-                parts.append(net(batch)["quantiles"])  # (B, H, C, Q)
-                truths.append(batch["y"].to(parts[-1].dtype))  # (B, H, C)
-    finally:
-        net.train(was_training)
-    levels = [float(q) for q in net.levels]
+    for batch, quantiles in _forecasts(net, dataset, batch_size):
+        parts.append(quantiles)  # (B, H, C, Q)
+        truths.append(batch["y"].to(quantiles.dtype))  # (B, H, C)
     if not parts:
         return net.quantile_offsets.clone(), {}, {}
+    levels = [float(q) for q in net.levels]
     pred, y = torch.cat(parts), torch.cat(truths)
     offsets = conformal_offsets(pred, y, levels)
     calibrated = apply_offsets(pred, offsets, level_index(levels, 0.5))
-    # the central intervals: levels q < 0.5 whose partner 1 - q is there too (float32 levels: a tolerance)
-    coverages = [round(1.0 - 2.0 * q, 6) for q in levels
-                 if q < 0.5 and any(abs(v - (1.0 - q)) < 1e-6 for v in levels)]
-    before = {f"{c:g}": float(interval_coverage(y, *interval(levels, pred, c))) for c in coverages}
-    after = {f"{c:g}": float(interval_coverage(y, *interval(levels, calibrated, c))) for c in coverages}
+    intervals = central_intervals(levels)
+    before = {f"{c:g}": float(interval_coverage(y, pred[..., lo], pred[..., hi])) for lo, hi, c in intervals}
+    after = {f"{c:g}": float(interval_coverage(y, calibrated[..., lo], calibrated[..., hi])) for lo, hi, c in intervals}
     net.quantile_offsets.copy_(offsets)
     return offsets, before, after
 
