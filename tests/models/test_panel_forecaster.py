@@ -122,6 +122,40 @@ def test_padded_rows_are_ignored_and_flagged():
     assert (changed[[1, 3, 4]] > 0).all() and (changed[[0, 2]] == 0).all()  # only the padded windows differ
 
 
+def test_a_folded_lookback_gives_the_lstm_m_rows_per_step_side_by_side():
+    m, L8, E = 4, 8, 3
+    torch.manual_seed(0)
+    model = PanelForecaster(3, 2, H, ModelSpec(hidden_sizes=[6]), context_size=4, local_hidden=8, n_series=4,
+                            id_embedding=E, fold=m).eval()
+    g = torch.Generator().manual_seed(0)
+    mask = torch.arange(L8)[None, :] >= torch.tensor([0, 2, 0, 5, 3])[:, None]  # (B, L) padding on the left
+    batch = {"x": torch.randn(B, L8, 3, generator=g) * mask[..., None], "mask": mask,
+             "series": torch.randint(0, 4, (B,), generator=g)}
+    seen = []
+    hook = model.encoder.register_forward_hook(lambda module, args, out: seen.append(args[0]))
+    out = model(batch)
+    hook.remove()
+    # Untrained, a folded forecaster is still exactly the anchor (the last row) ...
+    torch.testing.assert_close(out["median"], batch["x"][:, -1:, :2].expand(B, H, 2))
+    # ... and its LSTM ran L/m = 2 steps, step s holding rows s·m .. s·m + m - 1 in order (each: the targets
+    # relative to the last value, the covariate, the observed flag), then the series embedding once.
+    (steps,) = seen
+    assert steps.shape == (B, L8 // m, m * (3 + 1) + E)
+    level = batch["x"][:, -1:, :2]
+    rows = torch.cat([torch.cat([batch["x"][..., :2] - level, batch["x"][..., 2:]], -1) * mask[..., None],
+                      mask[..., None].float()], -1)  # (B, L, 4)
+    torch.testing.assert_close(steps[..., : m * 4], rows.reshape(B, L8 // m, m * 4))
+    torch.testing.assert_close(steps[..., m * 4:], model.embedding(batch["series"])[:, None].expand(B, 2, E))
+    # Padded rows stay ignored, folded or not.
+    model = scramble_output_layer(model)
+    garbage = dict(batch, x=torch.where(mask[..., None], batch["x"], torch.full_like(batch["x"], 1e3)))
+    torch.testing.assert_close(model(garbage)["quantiles"], model(batch)["quantiles"])
+    with pytest.raises(ValueError, match="a lookback of 7 rows does not fold into steps of 4"):
+        model(dict(batch, x=batch["x"][:, 1:], mask=mask[:, 1:]))
+    with pytest.raises(ValueError, match="fold=0"):
+        PanelForecaster(3, 2, H, ModelSpec(), fold=0)
+
+
 def test_future_covariates_of_step_h_reach_step_h_only():
     model = scramble_output_layer(make_model(U=2)).eval()
     batch = make_batch(U=2)

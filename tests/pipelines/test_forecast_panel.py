@@ -235,6 +235,18 @@ def test_a_mean_anchor_needs_a_residual_panel_forecaster(change):
     assert "\n" not in str(info.value)
 
 
+def test_a_fold_must_divide_the_lookback_of_a_panel():
+    from lstm_lab.params import validate
+    from tests.conftest import raw_params
+
+    panel = {"output": {"kind": "quantile"}, "window": {"lookback": 24}}
+    assert validate("forecast", raw_params("forecast", {**panel, "panel": {"fold": 6}})).panel.fold == 6
+    for change in ({**panel, "panel": {"fold": 5}}, {"panel": {"fold": 2}}):  # 24 % 5; not a panel
+        with pytest.raises(LstmLabError, match="panel.fold .: folding is for panels, and window.lookback") as info:
+            validate("forecast", raw_params("forecast", change))
+        assert "\n" not in str(info.value)
+
+
 # ------------------------------------------------------------------------------------------------ through kedro
 def small_m4(folder, n=12):
     """The first ``n`` series of M4 Hourly (train and test), a few hundred steps each, in the competition layout."""

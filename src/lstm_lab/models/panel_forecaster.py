@@ -2,7 +2,8 @@
 
 Direct multi-horizon in the MQ-RNN spirit (Wen et al. 2017, "A Multi-Horizon Quantile Recurrent Forecaster"):
 
-    x (B, L, C+P) ⊕ observed (B, L, 1) ⊕ id embedding (B, L, E)
+    x (B, L, C+P) ⊕ observed (B, L, 1)
+        ── fold m steps into one ──▶ (B, L/m, m(C+P+1)) ⊕ id embedding (B, L/m, E)
         ── LSTMEncoder ──▶ context (B, D)
         ── global MLP ──▶ per-horizon contexts (B, H, K)                  one per step ahead
     [context_h, future_h] (B, H, K + U)
@@ -13,6 +14,11 @@ Direct multi-horizon in the MQ-RNN spirit (Wen et al. 2017, "A Multi-Horizon Qua
 - Past covariates: the columns of ``x`` after the C targets, over the lookback only.
 - Future-known covariates (calendar features, planned prices…): ``future_h`` reaches exactly the local MLP of
   step h, so what is known about step h shapes the forecast of step h and of no other.
+- Folding (``fold`` = m > 1, seasonal folding): the LSTM reads m consecutive lookback rows as one step, e.g. a
+  whole day of an hourly series (m = 24). The recurrence runs L/m steps instead of L, so a long lookback (two
+  weeks of hours: 14 steps) costs less than one week unfolded, and each step sees a whole season side by side,
+  its position in the fold standing for its phase. L must be a multiple of m; folds are aligned on the window's
+  end (padding is on the left).
 - Padding: a ``mask`` (B, L) with False on padded rows zeroes those rows, and a 0/1 "observed" channel tells
   the LSTM which zeros are padding (always there: a batch without a mask is all ones).
 - Residual (default, as in LSTMForecaster): the targets are seen relative to an anchor, and the locations (the
@@ -78,7 +84,8 @@ class PanelForecaster(_CalibratedQuantiles):
 
     n_inputs: C + P columns of ``x``; n_targets: C (the first columns of ``x``, and those of ``y``);
     n_future: U columns of ``future``; n_series / id_embedding: series count and embedding width (0 = none);
-    context_size: K per horizon step; local_hidden: hidden width of the local MLP (0 = linear).
+    context_size: K per horizon step; local_hidden: hidden width of the local MLP (0 = linear); fold: lookback
+    rows per LSTM step (1 = one row per step).
     """
 
     def __init__(
@@ -97,19 +104,22 @@ class PanelForecaster(_CalibratedQuantiles):
         local_hidden: int = 32,
         residual: bool = True,
         anchor: str = "last",
+        fold: int = 1,
     ):
         super().__init__()
         if not 1 <= n_targets <= n_inputs:
             raise ValueError(f"n_targets={n_targets}: the targets must be among the {n_inputs} input columns")
         if id_embedding and n_series < 1:
             raise ValueError("an id embedding needs n_series >= 1")
+        if fold < 1:
+            raise ValueError(f"fold={fold}: expected a number of lookback rows per LSTM step >= 1")
         if anchor not in ANCHORS:
             raise ValueError(f"anchor {anchor!r}; expected one of {list(ANCHORS)}")
         if distribution is not None and distribution not in DISTRIBUTIONS:
             raise ValueError(f"distribution {distribution!r}; expected None (quantile head) or one of "
                              f"{list(DISTRIBUTIONS)}")
         self.n_targets, self.horizon, self.n_future, self.residual = n_targets, horizon, n_future, residual
-        self.anchor = anchor
+        self.anchor, self.fold = anchor, fold
         self.distribution, self.context_size = distribution, context_size
         self.register_buffer("levels", torch.tensor(check_levels(levels)), persistent=False)  # (Q,)
         # The median's position: the quantile head's anchor (monotone_quantiles), and what `median` reports.
@@ -120,7 +130,8 @@ class PanelForecaster(_CalibratedQuantiles):
         self.register_buffer("quantile_offsets", torch.zeros(horizon, n_targets, len(self.levels)))  # (H, C, Q)
 
         self.embedding = nn.Embedding(n_series, id_embedding) if id_embedding else None
-        self.encoder = LSTMEncoder(n_inputs + 1 + id_embedding, spec)  # + 1: the observed channel
+        # + 1: the observed channel, per folded row; the id embedding once per step
+        self.encoder = LSTMEncoder(fold * (n_inputs + 1) + id_embedding, spec)
         self.global_mlp = dense_head(spec.output_size, spec.head_hidden_sizes, horizon * context_size,
                                      spec.head_dropout)
         hidden = [local_hidden] if local_hidden else []
@@ -151,10 +162,15 @@ class PanelForecaster(_CalibratedQuantiles):
             else:  # the mean over the observed rows only
                 level = (x[..., :C] * observed).sum(1, keepdim=True) / observed.sum(1, keepdim=True)  # (B, 1, C)
             x = torch.cat([x[..., :C] - level, x[..., C:]], dim=-1)  # (B, L, C+P)
-        inputs = [x * observed, observed]  # (B, L, C+P), (B, L, 1)
+        rows = torch.cat([x * observed, observed], dim=-1)  # (B, L, C+P+1)
+        if self.fold > 1:
+            if L % self.fold:
+                raise ValueError(f"a lookback of {L} rows does not fold into steps of {self.fold}")
+            rows = rows.reshape(B, L // self.fold, self.fold * rows.shape[-1])  # (B, L/m, m(C+P+1))
+        inputs = [rows]
         if self.embedding is not None:
             ids = self.embedding(batch["series"])  # (B, E)
-            inputs.append(ids[:, None, :].expand(B, L, ids.shape[-1]))  # (B, L, E), the same at every step
+            inputs.append(ids[:, None, :].expand(B, rows.shape[1], ids.shape[-1]))  # (B, L/m, E) at every step
         _, context = self.encoder(torch.cat(inputs, dim=-1))  # (B, D)
 
         # --- decoder: one context per step ahead, then the same local MLP at every step ---------------------

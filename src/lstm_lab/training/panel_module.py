@@ -136,7 +136,7 @@ class PanelModule(TaskModule):
 def panel_hparams(panel: Panel, lookback: int, horizon: int, spec: ModelSpec, *, id_embedding: int = 8,
                   levels: Sequence[float] = default_levels(), distribution: str | None = None,
                   context_size: int = 16, local_hidden: int = 32, residual: bool = True,
-                  anchor: str = "last", training: Mapping[str, Any] | None = None,
+                  anchor: str = "last", fold: int = 1, training: Mapping[str, Any] | None = None,
                   scaler: Mapping[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
     """Plain values that rebuild the forecaster (``build_panel_forecaster``) and tell how to feed it: sizes,
     window, head, column names, series ids, and optionally the training settings and the scaler's state."""
@@ -145,7 +145,8 @@ def panel_hparams(panel: Panel, lookback: int, horizon: int, spec: ModelSpec, *,
         "n_series": panel.n_series, "id_embedding": int(id_embedding), "lookback": int(lookback),
         "horizon": int(horizon), "model": spec.model_dump(mode="json"), "levels": [float(q) for q in levels],
         "distribution": distribution, "context_size": int(context_size), "local_hidden": int(local_hidden),
-        "residual": bool(residual), "anchor": str(anchor), "target_columns": list(panel.target_columns),
+        "residual": bool(residual), "anchor": str(anchor), "fold": int(fold),
+        "target_columns": list(panel.target_columns),
         "past_columns": list(panel.past_columns), "future_columns": list(panel.future_columns),
         "ids": [i.item() if isinstance(i, np.generic) else i for i in panel.ids],
         "training": dict(training) if training is not None else None,
@@ -161,6 +162,7 @@ def build_panel_forecaster(hp: Mapping[str, Any]) -> PanelForecaster:
         levels=hp["levels"], distribution=hp["distribution"], context_size=int(hp["context_size"]),
         local_hidden=int(hp["local_hidden"]), residual=bool(hp["residual"]),
         anchor=str(hp.get("anchor", "last")),  # checkpoints from before the option: the last value
+        fold=int(hp.get("fold", 1)),  # ... and one lookback row per LSTM step
     )
 
 

@@ -124,6 +124,9 @@ class PanelParams(StrictModel):
     # what the residual forecast is a change from: the last observed value (untrained = naive) or the mean of the
     # window's observed values (per-window mean normalisation; on log targets, the window's geometric mean)
     anchor: Literal["last", "mean"] = "last"
+    # lookback rows the LSTM reads per step (seasonal folding: 24 = a day of hours per step; the lookback must be a
+    # multiple): a long lookback at a fraction of the recurrent steps
+    fold: int = Field(1, ge=1)
 
 
 class BacktestParams(StrictModel):
@@ -214,6 +217,9 @@ class ForecastParams(StrictModel):
                                             or self.data.target_transform == "seasonal_log_diff"):
             raise ValueError(f"panel.anchor {self.panel.anchor!r} is for panels with residual: true and a "
                              "target_transform other than seasonal_log_diff (differences are modelled as they are)")
+        if self.panel.fold > 1 and (not self.is_panel or self.window.lookback % self.panel.fold):
+            raise ValueError(f"panel.fold {self.panel.fold}: folding is for panels, and window.lookback "
+                             f"({self.window.lookback}) must be a multiple of it")
         if self.data.target_transform == "seasonal_log_diff" and not self.is_panel:
             raise ValueError("data.target_transform seasonal_log_diff is for panels")
         return self

@@ -54,6 +54,7 @@ class ForecastTask(Task):
             data["panel"], p.window.lookback, p.window.horizon, p.model, id_embedding=p.panel.id_embedding,
             levels=levels, distribution=distribution, context_size=p.panel.context_size,
             local_hidden=p.panel.local_hidden, residual=self._residual(p), anchor=p.panel.anchor,
+            fold=p.panel.fold,
             training=p.training.model_dump(mode="json"),
             scaler=data.get("scaler"), kind="panel", target_transform=p.data.target_transform,
             lags=list(data.get("lags", ())), seasonal_period=p.evaluation.seasonal_period,
