@@ -23,7 +23,15 @@ from typing import Any
 
 from lstm_lab.tracking.provenance import dvc_lock_digest, git_commit
 from lstm_lab.tracking.stale import TAG, close_stale_runs, process_tag
-from lstm_lab.tracking.store import _PENDING, ensure_experiment, ensure_store, flatten, log_params, tracking_uri
+from lstm_lab.tracking.store import (
+    add_pending_run,
+    drop_pending_run,
+    ensure_experiment,
+    ensure_store,
+    flatten,
+    log_params,
+    tracking_uri,
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +75,7 @@ class PipelineRun:
         self._thread = threading.Thread(target=self._create_or_keep_error, args=args, name="mlflow-run-start",
                                         daemon=True)
         self._thread.start()
-        _PENDING.append(self)
+        add_pending_run(self)
 
     def _create_or_keep_error(self, *args) -> None:
         try:
@@ -123,8 +131,7 @@ class PipelineRun:
 
             self.run = mlflow.start_run(run_id=self._created.info.run_id, nested=mlflow.active_run() is not None)
         if self.run is not None:
-            with contextlib.suppress(ValueError):  # active where it is needed: active_target() needs no wait
-                _PENDING.remove(self)
+            drop_pending_run(self)  # active where it is needed: active_target() needs no wait
 
     @classmethod
     def start(cls, project: Path, experiment: str, names: list[str], keys: list[str], configs: Mapping[str, Any],
@@ -214,8 +221,7 @@ class PipelineRun:
 
     def _forget(self) -> None:
         """No longer pending; MLFLOW_TRACKING_URI as the user had it."""
-        with contextlib.suppress(ValueError):
-            _PENDING.remove(self)
+        drop_pending_run(self)
         if self._user_uri is None:
             os.environ.pop("MLFLOW_TRACKING_URI", None)
         else:

@@ -13,6 +13,8 @@ the same experiment.
 
 from __future__ import annotations
 
+import contextlib
+
 import os
 import threading
 from collections.abc import Mapping
@@ -132,6 +134,17 @@ def experiment_id(client, name: str, artifact_location: str | None = None) -> st
 
 # Pipeline runs whose MLflow run is being started in a background thread (``pipeline_run.PipelineRun``).
 _PENDING: list[Any] = []
+
+
+def add_pending_run(run: Any) -> None:
+    """``run`` (anything with ``wait()``) is being started: :func:`wait_for_pending_run` waits for it."""
+    _PENDING.append(run)
+
+
+def drop_pending_run(run: Any) -> None:
+    """``run`` is started (or abandoned); nothing to wait for. Dropping one twice is harmless."""
+    with contextlib.suppress(ValueError):
+        _PENDING.remove(run)
 
 
 def wait_for_pending_run() -> None:
