@@ -105,18 +105,23 @@ def test_future_forecast_quantiles_and_serving_agree(tmp_path):
 
 
 def test_seasonal_differences_start_as_seasonal_naive_and_ensemble_answers_as_one():
-    """The untrained seasonal-log-difference model forecasts exactly sNaive; two members answer as one."""
+    """The untrained seasonal-log-difference model forecasts exactly sNaive; two members answer as one; a folded
+    encoder comes through training, the checkpoint and evaluation, on the lookback it was trained on only."""
     from lstm_lab.models.panel_forecaster import PanelEnsemble
     from lstm_lab.pipelines.forecast import panel_nodes
     from lstm_lab.training.forecast.task import TASK
 
     p = panel_params(data={"target_transform": "seasonal_log_diff", "calendar": []},
-                     panel={"scaling": "mean_abs"}, split={"last": [None, 6]},
+                     panel={"scaling": "mean_abs", "fold": 4}, split={"last": [None, 6]},
                      training={"max_epochs": 1, "learning_rate": 1e-9}, ensemble=2)
     clean, _, scaler, checkpoint, history = run_nodes(hourly_panel(), p)
     assert set(history["member"]) == {0, 1}
     net = TASK.from_checkpoint(checkpoint).net
     assert isinstance(net, PanelEnsemble) and len(net.members) == 2
+    assert [m.fold for m in net.members] == [4, 4]  # lookback 24: 6 LSTM steps of 4 hours
+    with pytest.raises(LstmLabError, match="trained with window.lookback 24, the parameters say 12"):
+        panel_nodes.evaluate(checkpoint, clean, scaler, p.model_copy(update={"window": p.window.model_copy(
+            update={"lookback": 12})}))
     metrics, table = panel_nodes.evaluate(checkpoint, clean, scaler, p)
     # lr 1e-9: every member is still the untrained one (zero output layer) → exactly the seasonal naive forecast
     np.testing.assert_allclose(table["median"], table["seasonal_naive"], rtol=1e-6)
@@ -241,8 +246,10 @@ def test_a_fold_must_divide_the_lookback_of_a_panel():
 
     panel = {"output": {"kind": "quantile"}, "window": {"lookback": 24}}
     assert validate("forecast", raw_params("forecast", {**panel, "panel": {"fold": 6}})).panel.fold == 6
-    for change in ({**panel, "panel": {"fold": 5}}, {"panel": {"fold": 2}}):  # 24 % 5; not a panel
-        with pytest.raises(LstmLabError, match="panel.fold .: folding is for panels, and window.lookback") as info:
+    for change, says in (({**panel, "panel": {"fold": 5}}, r"panel.fold 5: window.lookback \(24\) must be a "
+                                                            "multiple of it"),
+                         ({"panel": {"fold": 2}}, "panel.fold 2: folding is for panels")):  # the base: one series
+        with pytest.raises(LstmLabError, match=says) as info:
             validate("forecast", raw_params("forecast", change))
         assert "\n" not in str(info.value)
 

@@ -43,12 +43,13 @@ def tiny_panel() -> Panel:
     return panel.with_bounds(split_last(panel.lengths, 12, 12))
 
 
-def test_fit_two_epochs_checkpoint_reloads_and_forecasts(tmp_path):
+@pytest.mark.parametrize("fold", [1, 6])
+def test_fit_two_epochs_checkpoint_reloads_and_forecasts(tmp_path, fold):
     panel = tiny_panel()
     cfg = TrainingConfig(max_epochs=2, batch_size=16, num_threads=1, resume="never", early_stopping_patience=None,
                          trainer={"limit_train_batches": 3})
     hp = panel_hparams(panel, LOOKBACK, HORIZON, ModelSpec(hidden_sizes=[8], impl="native"), id_embedding=2,
-                       context_size=4, local_hidden=8, training=cfg.model_dump(mode="json"))
+                       context_size=4, local_hidden=8, fold=fold, training=cfg.model_dump(mode="json"))
     torch.manual_seed(0)
     module = PanelModule(build_panel_forecaster(hp), cfg, hp)
     data = PanelDataModule(panel, LOOKBACK, HORIZON, stride=2, batch_size=16, seed=0)
@@ -62,6 +63,7 @@ def test_fit_two_epochs_checkpoint_reloads_and_forecasts(tmp_path):
     torch.save(result.checkpoint, tmp_path / "best.ckpt")  # the hparams must survive a weights_only load
     net, hparams = forecaster_from_checkpoint(load_checkpoint_file(tmp_path / "best.ckpt"))
     assert hparams["ids"] == ["a", "b", "c"] and hparams["lookback"] == LOOKBACK
+    assert net.fold == result.module.net.fold == fold  # a folded encoder comes back folded
     phase = np.sin(2 * np.pi * (np.asarray(LENGTHS)[:, None] + np.arange(HORIZON)) / PERIOD)  # (S, H)
     origins = ForecastOrigins(panel, LOOKBACK, HORIZON, phase[..., None].astype(np.float32))
     quantiles = predict_quantiles(net, origins)

@@ -14,7 +14,6 @@ the same experiment.
 from __future__ import annotations
 
 import contextlib
-
 import os
 import threading
 from collections.abc import Mapping

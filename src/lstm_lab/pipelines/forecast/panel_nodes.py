@@ -59,7 +59,13 @@ def training_data(frame: pd.DataFrame, scaler: dict[str, Any], p: ForecastParams
 
 
 # --------------------------------------------------------------------------------------------------- evaluate
-def _net(checkpoint: dict[str, Any]):
+def _net(checkpoint: dict[str, Any], p: ForecastParams):
+    """The checkpoint's network, for windows of the parameters' lookback: the one it was trained on (a folded
+    encoder cannot read another, and no network is meant to)."""
+    trained = checkpoint["hyper_parameters"].get("lookback")
+    if trained is not None and int(trained) != p.window.lookback:
+        raise LstmLabError(f"forecast_model: trained with window.lookback {trained}, the parameters say "
+                           f"{p.window.lookback}; set it back or retrain (kedro run --pipelines=forecast)")
     return TASK.from_checkpoint(checkpoint).net
 
 
@@ -108,7 +114,7 @@ def evaluate(checkpoint: dict[str, Any], frame: pd.DataFrame, scaler: dict[str, 
                  p.split.last[1] if p.split.last else "n/a")
         return {"windows": 0}, pd.DataFrame(columns=["id", "origin", "step", "target", "time", "actual", "median"])
     series, rows = test.locate(np.arange(len(test)))
-    metrics, table = _score_at(_net(checkpoint), prepared, fitted, scaled, series, rows, p, _levels(checkpoint))
+    metrics, table = _score_at(_net(checkpoint, p), prepared, fitted, scaled, series, rows, p, _levels(checkpoint))
     m = metrics
     log.info("test (%d windows): MASE lstm %.4f naive %.4f seasonal naive %.4f; sMAPE lstm %.3f", m["windows"],
              m["lstm"]["mase"], m["naive"]["mase"], m["seasonal_naive"]["mase"], m["lstm"]["smape"])
@@ -129,7 +135,7 @@ def backtest(checkpoint: dict[str, Any], frame: pd.DataFrame, scaler: dict[str, 
     panel = prepared.panel
     pad = panel.pad if panel.pad is not None else np.zeros(panel.n_series, dtype=np.int64)
     levels = _levels(checkpoint)
-    net = None if b.refit else _net(checkpoint)
+    net = None if b.refit else _net(checkpoint, p)
     out: dict[str, Any] = {"n_windows": b.n_windows, "step": step, "refit": b.refit, "cutoffs": []}
     for j in range(b.n_windows):
         back = H + (b.n_windows - 1 - j) * step  # rows from each cut-off to the series' end
@@ -169,7 +175,7 @@ def _refit(prepared, local: np.ndarray, p: ForecastParams, j: int):
     pj = p.model_copy(update={"training": p.training.model_copy(update={"resume": "never"})})
     log.info("backtest cut-off %d: refitting on the rows before it", j + 1)
     checkpoint, _ = train(pj, {"kind": "panel", "panel": scaled, "scaler": fitted.as_dict(), "lags": prepared.lags})
-    return _net(checkpoint), fitted, dataclasses.replace(scaled, bounds=prepared.panel.bounds)
+    return _net(checkpoint, p), fitted, dataclasses.replace(scaled, bounds=prepared.panel.bounds)
 
 
 def forecast_future(checkpoint: dict[str, Any], frame: pd.DataFrame, scaler: dict[str, Any],
@@ -182,7 +188,7 @@ def forecast_future(checkpoint: dict[str, Any], frame: pd.DataFrame, scaler: dic
     future = pd_.future_covariates(prepared, p, fitted, future_frame)
     S = scaled.n_series
     dataset = ForecastOrigins(scaled, p.window.lookback, p.window.horizon, future)
-    q = pd_.forecast_at(_net(checkpoint), dataset, prepared, fitted, np.arange(S), prepared.ends, p)
+    q = pd_.forecast_at(_net(checkpoint, p), dataset, prepared, fitted, np.arange(S), prepared.ends, p)
     times = pd_.future_times(prepared, p)
     log.info("forecast of the %d steps after the end of %d series", p.window.horizon, S)
     return pf.predictions_table(scaled.ids, times[:, 0], times, list(p.data.target_columns), None, q,

@@ -217,9 +217,12 @@ class ForecastParams(StrictModel):
                                             or self.data.target_transform == "seasonal_log_diff"):
             raise ValueError(f"panel.anchor {self.panel.anchor!r} is for panels with residual: true and a "
                              "target_transform other than seasonal_log_diff (differences are modelled as they are)")
-        if self.panel.fold > 1 and (not self.is_panel or self.window.lookback % self.panel.fold):
-            raise ValueError(f"panel.fold {self.panel.fold}: folding is for panels, and window.lookback "
-                             f"({self.window.lookback}) must be a multiple of it")
+        if self.panel.fold > 1 and not self.is_panel:
+            raise ValueError(f"panel.fold {self.panel.fold}: folding is for panels (set data.id_column or a "
+                             "probabilistic output.kind)")
+        if self.window.lookback % self.panel.fold:
+            raise ValueError(f"panel.fold {self.panel.fold}: window.lookback ({self.window.lookback}) must be a "
+                             "multiple of it")
         if self.data.target_transform == "seasonal_log_diff" and not self.is_panel:
             raise ValueError("data.target_transform seasonal_log_diff is for panels")
         return self
