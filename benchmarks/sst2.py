@@ -18,6 +18,14 @@ found only inside them leave training.
     .venv/bin/python benchmarks/sst2.py --uci                   # the UCI sentences (conf/uci_recipe) with the recipe
     .venv/bin/python benchmarks/sst2.py --quick                 # a smoke test: 1 epoch on 2 % of the batches
 
+Seed-averaged ensembles: train disjoint seed ranges in copies of the project (``git clone`` this repository; the
+runs write under each copy's data/), e.g. side by side, then pool them (nothing is trained again):
+
+    PY=$PWD/.venv/bin/python   # this project's venv serves every copy (the package is installed editable)
+    (cd copy1 && $PY benchmarks/sst2.py --data $SST2 --only sent-wd --seeds 5 --param sentiment.training.seed=42)
+    (cd copy2 && ... --param sentiment.training.seed=47)   (cd copy3 && ... seed=52)
+    $PY benchmarks/sst2.py --combine copy1 copy2 copy3
+
 Selection uses dev only: each member keeps its best epoch by ``training.monitor`` (highest dev accuracy, or lowest
 dev loss for ``*-loss`` configurations); configurations are compared on the mean dev accuracy of their members.
 The test set is scored once per model, by the pipeline's evaluation node. Results
@@ -89,11 +97,9 @@ def outputs(env: str) -> tuple[dict, pd.DataFrame, dict, str]:
     return metrics, history, checkpoint.get("ensemble") or {}, monitor
 
 
-def pair_ensembles(env: str, root: Path = REPO) -> list[float]:
-    """Test accuracy (%) of every 2-member ensemble of the run's members (mean of their probabilities): a spread
-    for ensembles at no training cost. Reads the run's checkpoint, corpus and tokenizer."""
-    from itertools import combinations
-
+def member_probabilities(env: str, root: Path = REPO) -> tuple[list, "np.ndarray", list]:
+    """Each ensemble member's test probabilities (one array per member), the test labels and the members' seeds,
+    from the run's checkpoint, corpus and tokenizer under ``root``."""
     import numpy as np
     import torch
 
@@ -104,16 +110,64 @@ def pair_ensembles(env: str, root: Path = REPO) -> list[float]:
     torch.set_num_threads(1)
     checkpoint = torch.load(root / "data" / "06_models" / env / "sentiment_model.ckpt", weights_only=True)
     net = TASK.from_checkpoint(checkpoint).net
-    if not hasattr(net, "members") or len(net.members) < 3:
-        return []
+    members = list(net.members) if hasattr(net, "members") else [net]
+    seeds = [m["seed"] for m in (checkpoint.get("ensemble") or {}).get("members", [{"seed": None}])]
     corpus = pd.read_parquet(root / "data" / "02_intermediate" / env / "sentiment_corpus.parquet")
     tok = Tokenizer.load(root / "data" / "06_models" / env / "sentiment_tokenizer.json")
     test = corpus[corpus["split"] == "test"]
     ids, _ = tok.encode_padded(test["text"].tolist())
-    probs = [predict_probabilities(member, ids) for member in net.members]
-    labels = test["label"].to_numpy()
-    return [100 * float((((probs[a] + probs[b]) / 2 > 0.5) == labels).mean())
-            for a, b in combinations(range(len(probs)), 2)]
+    return [predict_probabilities(member, ids) for member in members], np.asarray(test["label"]), seeds
+
+
+def ensemble_accuracy(probs: list, labels) -> float:
+    """Test accuracy (%) of the mean of the members' probabilities, as the pipeline's ensemble answers."""
+    return 100 * float(((sum(probs) / len(probs) > 0.5) == labels).mean())
+
+
+def pair_ensembles(env: str, root: Path = REPO) -> list[float]:
+    """Test accuracy (%) of every 2-member ensemble of the run's members: a spread for ensembles at no training
+    cost."""
+    from itertools import combinations
+
+    probs, labels, _ = member_probabilities(env, root)
+    if len(probs) < 3:
+        return []
+    return [ensemble_accuracy([probs[a], probs[b]], labels) for a, b in combinations(range(len(probs)), 2)]
+
+
+def combine(roots: list[Path], env: str = "sst2") -> list[str]:
+    """Finished ``sst2`` runs of the same recipe with disjoint seeds (one project copy each, e.g. run side by side):
+    each run's ensemble, their mean ± sd (seed-averaged ensembles), every k-member ensemble of the pooled members
+    (k = members per run) and the ensemble of all of them. Nothing is trained."""
+    from itertools import combinations
+
+    runs = [member_probabilities(env, root.resolve()) for root in roots]
+    labels = runs[0][1]
+    if any(len(r[1]) != len(labels) or (r[1] != labels).any() for r in runs):
+        sys.exit("--combine: the runs were not scored on the same test sentences")
+    k = len(runs[0][0])
+    per_run = [ensemble_accuracy(probs, labels) for probs, _, _ in runs]
+    pooled = [p for probs, _, _ in runs for p in probs]
+    seeds = [s for _, _, run_seeds in runs for s in run_seeds]
+    if len(set(seeds)) != len(seeds):
+        sys.exit(f"--combine: the runs share seeds ({seeds}); give each run its own training.seed")
+    subsets = [ensemble_accuracy([pooled[i] for i in c], labels) for c in combinations(range(len(pooled)), k)]
+    singles = [ensemble_accuracy([p], labels) for p in pooled]
+    spread = statistics.stdev(per_run) if len(per_run) > 1 else 0.0
+    return [
+        f"### Combined: {len(runs)} runs x {k} members (`--combine`, seeds {min(seeds)}-{max(seeds)})", "",
+        "| run (project copy) | seeds | ensemble test acc % |", "|---|---|---|",
+        *[f"| {root} | {', '.join(map(str, run[2]))} | {acc:.2f} |" for root, run, acc in zip(roots, runs, per_run)],
+        "",
+        f"- single models ({len(singles)} seeds): test {statistics.mean(singles):.2f} % ± "
+        f"{statistics.stdev(singles):.2f} (min-max {min(singles):.2f}-{max(singles):.2f})",
+        f"- **ensembles of {k}, disjoint seeds ({len(runs)} runs): test {statistics.mean(per_run):.2f} % ± "
+        f"{spread:.2f}** (min-max {min(per_run):.2f}-{max(per_run):.2f})",
+        f"- every {k}-member ensemble of the {len(pooled)} members ({len(subsets)} subsets, overlapping): test "
+        f"{statistics.mean(subsets):.2f} % ± {statistics.stdev(subsets):.2f} (min-max {min(subsets):.2f}-"
+        f"{max(subsets):.2f}); {100 * sum(a >= 85.0 for a in subsets) / len(subsets):.0f} % of them at or above 85 %",
+        f"- the ensemble of all {len(pooled)}: test {ensemble_accuracy(pooled, labels):.2f} %",
+    ]
 
 
 def summarise(name: str, what: str, metrics: dict, history: pd.DataFrame, ensemble: dict, monitor: str,
@@ -144,6 +198,7 @@ def section(rows: list[dict], args, total: float, load: tuple[float, float]) -> 
         f"- machine: {machine()}; load average {load[0]:.2f} at the start, {load[1]:.2f} at the end (the 2 cores "
         "are shared with other engineers' jobs, so wall times are upper bounds)",
         "- command: `.venv/bin/python benchmarks/sst2.py" + "".join(f" --only {o}" for o in args.only or [])
+        + (f" --seeds {args.seeds}" if args.seeds != 3 else "")
         + "".join(f" --param {p}" for p in args.param) + "` (each configuration: one `kedro run --env=sst2` with "
         f"`sentiment.ensemble={args.seeds}`, `training.num_threads=1`)",
         "- protocol: train on GLUE train phrases, early stopping and checkpoint selection per seed on its dev "
@@ -223,7 +278,16 @@ def main() -> None:
     parser.add_argument("--param", action="append", default=[], help="extra kedro --params item, key=value")
     parser.add_argument("--quick", action="store_true", help="1 epoch on 2%% of the batches; no results file")
     parser.add_argument("--note", default="", help="a line added to the results section")
+    parser.add_argument("--combine", type=Path, nargs="+", metavar="PROJECT",
+                        help="only pool the finished sst2 runs of these project copies (disjoint seeds) and append "
+                             "their combined ensembles to the results")
     args = parser.parse_args()
+    if args.combine:
+        lines = combine(args.combine)
+        path = RESULTS / "sst2.md"
+        path.write_text(path.read_text().rstrip("\n") + "\n\n" + "\n".join(lines) + "\n")
+        print("\n".join(lines))
+        return
     for name in ("train.tsv", "dev.tsv", "test.tsv"):
         if not (args.data / name).is_file():
             sys.exit(f"{args.data / name}: not found; pass --data /path/to/sst2 (train.tsv, dev.tsv, test.tsv)")
