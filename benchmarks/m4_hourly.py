@@ -5,7 +5,7 @@ Runs, in a fresh process,
     kedro run --pipelines=forecast --env=m4 --params=m4_dir=<dir>,m4_group=Hourly[,<extra>]
 
 (the recipe is conf/m4/parameters_forecast.yml: a global LSTM over all 414 series, seasonal log-difference
-targets, quantile head, 30 minutes of training), then reads what the run wrote — the scores of the 48 steps
+targets, quantile head, an ensemble of seeds, at most 30 minutes of training in all), then reads what the run wrote — the scores of the 48 steps
 after every series' end against Hourly-test.csv (data/08_reporting/forecast_future_metrics.json), the epoch
 history, the submission files — and writes benchmarks/results/m4_hourly.md with the machine, the load before
 and after, the wall time, the peak RSS of the run's processes, the official rows from
@@ -100,7 +100,8 @@ def report(run: dict, anchors, peer) -> str:
         f"{' / '.join(f'{x:.2f}' for x in load_after)}",
         f"- command: `{shlex.join(['kedro', *command[1:]])}` (run by `benchmarks/m4_hourly.py`)",
         f"- wall time {wall:.0f} s for the whole pipeline (training budget: forecast.training.max_minutes in "
-        f"conf/m4/parameters_forecast.yml), peak RSS {rss:.0f} MiB",
+        f"conf/m4/parameters_forecast.yml{', per ensemble member' if len(fits) > 1 else ''}), peak RSS "
+        f"{rss:.0f} MiB",
         *(f"- training{'' if f['member'] is None else ' of ensemble member ' + str(f['member'] + 1)}: "
           f"{f['epochs']} epoch(s); validation pinball {fmt(f['initial'])} untrained{untrained_is} -> "
           f"{fmt(f['best']['val_loss']) if f['best'] else ''} best (epoch {int(f['best']['epoch']) if f['best'] else ''})"

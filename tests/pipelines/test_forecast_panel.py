@@ -221,6 +221,14 @@ def test_m4_defaults_and_contradictions():
                                                      "evaluation": {"m4_group": "Daily", "seasonal_period": None},
                                                      "data": {"frequency": None}}))
     assert (p.window.horizon, p.window.lookback, p.evaluation.seasonal_period, p.data.frequency) == (14, 28, 1, "D")
+    # panel.fold: null (conf/m4) is the group's: a day of hours per LSTM step for Hourly, one row elsewhere
+    unset = {"window": {"horizon": None, "lookback": None}, "data": {"frequency": None}, "panel": {"fold": None},
+             "output": {"kind": "quantile"}}
+    for group, fold in (("Hourly", 24), ("Daily", 1)):
+        change = {**unset, "evaluation": {"m4_group": group, "seasonal_period": None}}
+        assert validate("forecast", raw_params("forecast", change)).panel.fold == fold
+    with pytest.raises(LstmLabError, match="panel.fold: null means the M4 group's fold"):
+        validate("forecast", raw_params("forecast", {"panel": {"fold": None}, "output": {"kind": "quantile"}}))
     with pytest.raises(LstmLabError, match="window.horizon 13: M4 Hourly forecasts 48 steps"):
         validate("forecast", raw_params("forecast", {"evaluation": {"m4_group": "Hourly"}}))
     with pytest.raises(LstmLabError, match="split.last is for panels"):
@@ -279,7 +287,7 @@ def test_m4_env_through_kedro_run(tmp_path):
     root = make_project(tmp_path / "project", None, fresh_store=True)
     conf = root / "conf/m4/parameters_forecast.yml"  # the env's own file, shrunk (conf/local is not read)
     write_yaml(conf, deep_merge(yaml.safe_load(conf.read_text()), {"forecast": {
-        "model": {"hidden_sizes": [8]}, "window": {"lookback": 48},
+        "model": {"hidden_sizes": [8]}, "window": {"lookback": 48}, "ensemble": 2,  # folded by the group: 2 steps
         "panel": {"windows_per_epoch": 256}, "training": {"max_epochs": 1, "max_minutes": 5}}}))
     done = kedro(root, "--pipelines=forecast", "--env=m4", f"--params=m4_dir={m4_dir},m4_group=Hourly")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

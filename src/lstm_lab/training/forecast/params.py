@@ -125,8 +125,8 @@ class PanelParams(StrictModel):
     # window's observed values (per-window mean normalisation; on log targets, the window's geometric mean)
     anchor: Literal["last", "mean"] = "last"
     # lookback rows the LSTM reads per step (seasonal folding: 24 = a day of hours per step; the lookback must be a
-    # multiple): a long lookback at a fraction of the recurrent steps
-    fold: int = Field(1, ge=1)
+    # multiple): a long lookback at a fraction of the recurrent steps. null: the M4 group's (evaluation.m4_group)
+    fold: int | None = Field(1, ge=1)
 
 
 class BacktestParams(StrictModel):
@@ -195,6 +195,8 @@ class ForecastParams(StrictModel):
             raw["evaluation"]["seasonal_period"] = g.seasonality
         if raw["data"].get("frequency") is None:
             raw["data"]["frequency"] = g.freq
+        if isinstance(raw.get("panel"), dict) and "fold" in raw["panel"] and raw["panel"]["fold"] is None:
+            raw["panel"] = {**raw["panel"], "fold": g.fold}
         return raw
 
     @model_validator(mode="after")
@@ -217,6 +219,9 @@ class ForecastParams(StrictModel):
                                             or self.data.target_transform == "seasonal_log_diff"):
             raise ValueError(f"panel.anchor {self.panel.anchor!r} is for panels with residual: true and a "
                              "target_transform other than seasonal_log_diff (differences are modelled as they are)")
+        if self.panel.fold is None:
+            raise ValueError("panel.fold: null means the M4 group's fold (evaluation.m4_group); without a group, give "
+                             "a number of lookback rows per LSTM step (1 = unfolded)")
         if self.panel.fold > 1 and not self.is_panel:
             raise ValueError(f"panel.fold {self.panel.fold}: folding is for panels (set data.id_column or a "
                              "probabilistic output.kind)")
