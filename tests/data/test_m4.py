@@ -36,7 +36,8 @@ def ragged(tmp_path):
 
 
 def test_groups_are_the_competitions():
-    assert M4_GROUPS["Hourly"] == (48, 24, "h", 168)
+    assert M4_GROUPS["Hourly"] == (48, 24, "h", 168, 24)  # ..., lookback a week, a day of hours per LSTM step
+    assert {g.fold for k, g in M4_GROUPS.items() if k != "Hourly"} == {1}
     assert {k: (g.horizon, g.seasonality) for k, g in M4_GROUPS.items()} == {
         "Yearly": (6, 1), "Quarterly": (8, 4), "Monthly": (18, 12), "Weekly": (13, 1), "Daily": (14, 1),
         "Hourly": (48, 24)}
