@@ -5,13 +5,14 @@ Runs, in a fresh process,
     kedro run --pipelines=forecast --env=m4 --params=m4_dir=<dir>,m4_group=Hourly[,<extra>]
 
 (the recipe is conf/m4/parameters_forecast.yml: a global LSTM over all 414 series, seasonal log-difference
-targets, quantile head, an ensemble of seeds, at most 30 minutes of training in all), then reads what the run wrote — the scores of the 48 steps
-after every series' end against Hourly-test.csv (data/08_reporting/forecast_future_metrics.json), the epoch
-history, the submission files — and writes benchmarks/results/m4_hourly.md with the machine, the load before
-and after, the wall time, the peak RSS of the run's processes, the official rows from
-../shared/anchors/m4_hourly_anchors.csv and, when given (``--peer``), the neuralforecast peer's JSON
-(benchmarks/m4_neuralforecast.py). The measurement itself is kept beside the report (``m4_hourly.json``), so
-``--report-only`` writes the report again, e.g. with the peer's JSON, without training again.
+targets, quantile head, an ensemble of seeds, at most 30 minutes of training in all), then reads what the run
+wrote — the scores of the 48 steps after every series' end against Hourly-test.csv
+(data/08_reporting/forecast_future_metrics.json), the epoch history, the submission files — and writes
+benchmarks/results/m4_hourly.md with the machine, the load before and after, the wall time, the peak RSS of the
+run's processes, the official rows from ../shared/anchors/m4_hourly_anchors.csv and, when given (``--peer``), the
+neuralforecast peer's JSON (benchmarks/m4_neuralforecast.py). The measurement itself is kept beside the report
+(``m4_hourly.json``), so ``--report-only`` writes the report again, e.g. with the peer's JSON, without training
+again.
 
     .venv/bin/python benchmarks/m4_hourly.py                       # the full run (~30 min)
     .venv/bin/python benchmarks/m4_hourly.py --report-only --peer benchmarks/results/m4_neuralforecast.json

@@ -205,7 +205,6 @@ class PanelForecaster(_CalibratedQuantiles):
         return self.encoder.regularization()
 
 
-
 class PanelEnsemble(_CalibratedQuantiles):
     """N trained ``PanelForecaster``s answering as one: each quantile is the median over the members (as ES-RNN
     and N-BEATS combine seeds: robust to one bad member), re-sorted along the levels so they never cross."""
