@@ -204,7 +204,7 @@ class ProjectHooks:
         global _CURRENT
         from lstm_lab.training.runtime import uninstall_flush_on_import
 
-        uninstall_flush_on_import()  # a run that never imported torch leaves no import hook behind
+        uninstall_flush_on_import()  # a run that never imported torch leaves no import hook armed
         if self._run is not None:
             self._run.end(status, error)
         self._run, self._node, _CURRENT = None, None, None

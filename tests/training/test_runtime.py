@@ -144,3 +144,36 @@ def test_flush_reaches_intra_op_threads_when_set_on_import():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "0"
+
+
+def test_an_import_in_another_thread_still_finds_modules_when_the_hook_is_disarmed(tmp_path):
+    """The hook is taken out of service while another thread may be iterating ``sys.meta_path`` (MLflow imported
+    by the background start of a run). Here that moment is staged without threads: a finder just ahead of the
+    PathFinder disarms the hook while the import of a module that only the PathFinder can find is in progress.
+    Taking the hook out of the list at that point made that import skip the PathFinder: ModuleNotFoundError."""
+    (tmp_path / "lstm_lab_probe_module.py").write_text("VALUE = 7\n")
+    code = (
+        "import importlib.machinery, sys\n"
+        f"sys.path.insert(0, {str(tmp_path)!r})\n"
+        "from lstm_lab.training import runtime\n"
+        "assert 'torch' not in sys.modules\n"
+        "runtime.flush_denormal_on_import()\n"
+        "runtime.flush_denormal_on_import()\n"  # once in the list, however often it is asked for
+        "assert sum(f is runtime._FLUSH_HOOK for f in sys.meta_path) == 1\n"
+        "class OtherThreadDisarms:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'lstm_lab_probe_module':\n"
+        "            runtime.uninstall_flush_on_import()\n"
+        "        return None\n"
+        "at = sys.meta_path.index(importlib.machinery.PathFinder)\n"
+        "sys.meta_path.insert(at, OtherThreadDisarms())\n"
+        "import lstm_lab_probe_module\n"
+        "assert lstm_lab_probe_module.VALUE == 7\n"
+        "import torch\n"  # disarmed: torch loads without the hook, subnormals are kept
+        "print(int(torch.tensor([1e-40]).count_nonzero()))\n"
+        "runtime.flush_denormal_on_import()\n"  # torch loaded: flushes at once
+        "print(int((torch.tensor([1e-40]) * 1).count_nonzero()))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["1", "0"]

@@ -142,12 +142,20 @@ def runtime_for_fit(cfg: Any, callbacks: Iterable[Any]) -> list[Any]:
 # --------------------------------------------------------------------------------------------------------------
 class _FlushWhenTorchLoads:
     """A one-shot import hook: once ``import torch`` has run torch's ``__init__``, flush subnormal floats in the
-    importing thread — before any torch op can run, wherever (a node, a dataset) the import happens."""
+    importing thread — before any torch op can run, wherever (a node, a dataset) the import happens.
+
+    Once in ``sys.meta_path`` it stays there, disarmed when done: another thread may be iterating that list at
+    that moment (MLflow's imports in the hooks' background start), and taking out an entry ahead of its position
+    shifts the rest, so its iteration skips one. When the skipped one was the PathFinder, an import of a module
+    that exists failed with ModuleNotFoundError (seen in CI). Putting it in (at the front) shifts the other way:
+    that thread asks the finder it has just asked once more, which answers None again."""
+
+    armed = False
 
     def find_spec(self, name: str, path: Any = None, target: Any = None):
-        if name != "torch":
+        if name != "torch" or not self.armed:
             return None
-        uninstall_flush_on_import()
+        self.armed = False  # first: the find_spec below asks this hook again
         spec = importlib.util.find_spec("torch")
         if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return spec
@@ -161,14 +169,20 @@ class _FlushWhenTorchLoads:
         return spec
 
 
+_FLUSH_HOOK = _FlushWhenTorchLoads()
+
+
 def flush_denormal_on_import() -> None:
     """Flush subnormal floats in this thread now if torch is loaded, else as soon as it is imported."""
     if "torch" in sys.modules:
         set_flush_denormal(True)
-    elif not any(isinstance(f, _FlushWhenTorchLoads) for f in sys.meta_path):
-        sys.meta_path.insert(0, _FlushWhenTorchLoads())
+        return
+    _FLUSH_HOOK.armed = True
+    if not any(finder is _FLUSH_HOOK for finder in sys.meta_path):
+        sys.meta_path.insert(0, _FLUSH_HOOK)
 
 
 def uninstall_flush_on_import() -> None:
-    """Remove the pending import hook (a run that ends before importing torch leaves none behind)."""
-    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _FlushWhenTorchLoads)]
+    """Disarm the pending import hook (a run that ends before importing torch leaves nothing armed); it stays in
+    ``sys.meta_path``, answering None (see :class:`_FlushWhenTorchLoads`)."""
+    _FLUSH_HOOK.armed = False
