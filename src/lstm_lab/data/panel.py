@@ -98,7 +98,7 @@ class Panel:
         """What identifies the panel's content (``training.resume``'s data digest): arrays and plain values."""
         times = None if self.times is None else self.times.view(np.int64)  # datetime64 has no buffer
         optional = {"bounds": self.bounds, "times": times, "pad": self.pad}
-        return {"values": np.asarray(self.values), "offsets": self.offsets, "ids": [str(i) for i in self.ids],
+        return {"values": self.values, "offsets": self.offsets, "ids": [str(i) for i in self.ids],
                 "columns": [list(self.target_columns), list(self.past_columns), list(self.future_columns)],
                 **{k: v for k, v in optional.items() if v is not None}}
 

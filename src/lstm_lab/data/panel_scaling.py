@@ -10,8 +10,9 @@
 
 Statistics come from the rows ``[pad, train_end)`` of each series, never from val/test. The panel is
 processed in blocks of whole series (at most ``max_rows`` rows each) so that a memmapped panel never needs a
-full-size temporary; inside a block everything is vectorised: per-series sums with ``np.add.reduceat``,
-per-series quantiles by sorting on (series, value), per-row statistics with ``np.repeat(stats, lengths)``.
+full-size temporary, and each block's pages are handed back once done (``residency.release``); inside a block
+everything is vectorised: per-series sums with ``np.add.reduceat``, per-series quantiles by sorting on (series,
+value), per-row statistics with ``np.repeat(stats, lengths)``.
 The state (method, columns, ids, stats) is plain JSON for a checkpoint.
 
 ``window_normalise`` is the other option: values relative to the last (or mean) lookback value of each
@@ -28,11 +29,12 @@ import pandas as pd
 import torch
 
 from lstm_lab.data.panel import Panel, _show, ragged_rows
+from lstm_lab.data.residency import release
 from lstm_lab.errors import LstmLabError
 
 METHODS = ("standard", "robust", "mase", "mean_abs")
 WINDOW_NORMS = ("none", "window_last", "window_mean")
-MAX_ROWS = 1 << 22  # rows per block: ~32 MiB per float64 column
+MAX_ROWS = 1 << 19  # rows per block: 4 MiB per float64 column, each block's temporaries ~30 MiB in all
 
 
 def series_blocks(sizes: np.ndarray, max_rows: int = MAX_ROWS):
@@ -90,6 +92,7 @@ class PanelScaler:
         for s0, s1 in series_blocks(n, max_rows):
             nb = n[s0:s1]  # (k,)
             x = np.asarray(panel.values[ragged_rows(starts[s0:s1], nb)][:, cols], dtype=np.float64)  # (M, K)
+            release(panel.values, panel.offsets[s0], panel.offsets[s1])  # a memmap's pages read: handed back
             firsts = np.cumsum(nb) - nb  # (k,) first row of each series in x
             if method in ("standard", "mase"):
                 mean = np.add.reduceat(x, firsts, axis=0) / nb[:, None]  # (k, K)
@@ -115,6 +118,8 @@ class PanelScaler:
         self._check_ids(panel)
         cols = _column_indices(panel, self.columns)
         out = panel.values if inplace else np.array(panel.values)  # np.array: a plain ndarray copy
+        if not inplace:
+            release(panel.values)  # a memmap read whole for the copy: its pages handed back
         pad = panel.pad if panel.pad is not None else np.zeros(panel.n_series, dtype=np.int64)
         lengths = panel.lengths
         for s0, s1 in series_blocks(lengths, max_rows):
@@ -124,6 +129,7 @@ class PanelScaler:
             local = np.arange(r1 - r0) - np.repeat(panel.offsets[s0:s1] - r0, nb)  # (M,) row inside its series
             z[local < np.repeat(pad[s0:s1], nb)] = 0.0
             out[r0:r1, cols] = z
+            release(out, r0, r1)  # a memmap's pages written: in the page cache and the file, out of this process
         return dataclasses.replace(panel, values=out)
 
     def inverse(self, y, series):

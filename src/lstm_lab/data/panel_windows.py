@@ -9,7 +9,9 @@ flat index ``i`` is mapped back with one ``np.searchsorted`` per batch:
     s = searchsorted(cum, i, 'right') - 1        t = first_row[s] + (i - cum[s]) * stride
 
 so the index costs O(S) memory, whatever the number of windows. A batch is one fancy-index into ``values``
-(which may be a np.memmap): rows ``[t - L, t + H)`` → (B, L + H, F), then cut into the model's tensors.
+(which may be a np.memmap): rows ``[t - L, t + H)`` → (B, L + H, F), then cut into the model's tensors. The
+pages of a memmap that a batch read are handed back right after (``residency.release``): training on a panel
+larger than memory holds O(batch) of it, not every page it has drawn from.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import pandas as pd
 import torch
 
 from lstm_lab.data.panel import Panel, _fmt, _parse_numbers, _parse_times, _show
+from lstm_lab.data.residency import release
 from lstm_lab.data.windowing import already_batched, gather
 from lstm_lab.errors import LstmLabError
 
@@ -91,7 +94,8 @@ class PanelWindows(torch.utils.data.Dataset):
     def batch(self, s: np.ndarray, t: np.ndarray) -> dict[str, torch.Tensor]:
         """The batch of windows of series ``s`` (B,) whose first target is global row ``t`` (B,)."""
         L, H, C, CP = self.lookback, self.horizon, self.panel.n_targets, self.panel.n_inputs
-        window = np.asarray(gather(self.panel.values, t, L + H, offset=-L))  # (B, L + H, F), one read
+        window = np.asarray(gather(self.panel.values, t, L + H, offset=-L))  # (B, L + H, F), one read (a copy)
+        release(self.panel.values)  # a memmapped panel's pages just read: out of this process again (residency.py)
         batch = {
             "x": torch.from_numpy(np.ascontiguousarray(window[:, :L, :CP])),  # (B, L, C + P)
             "future": torch.from_numpy(np.ascontiguousarray(window[:, L:, CP:])),  # (B, H, U)
@@ -168,6 +172,7 @@ class ForecastOrigins(torch.utils.data.Dataset):
         real = local >= (panel.pad[s][:, None] if panel.pad is not None else 0)  # (B, L)
         rows = panel.offsets[s][:, None] + np.maximum(local, 0)  # (B, L) clipped into the series
         x = np.asarray(panel.values[rows])[:, :, : panel.n_inputs] * real[:, :, None]  # (B, L, C + P)
+        release(panel.values)
         batch = {
             "x": torch.from_numpy(x.astype(np.float32, copy=False)),
             "future": self.future[torch.from_numpy(s)],  # (B, H, U)

@@ -43,6 +43,7 @@ import torch
 from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from lstm_lab.data.residency import release
 from lstm_lab.errors import LstmLabError
 from lstm_lab.processes import is_running, start_time
 
@@ -76,13 +77,25 @@ def data_digest(data: Mapping[str, Any]) -> str:
         if isinstance(value, torch.Tensor):
             value = value.detach().cpu().numpy()
         if isinstance(value, np.ndarray) and not value.dtype.hasobject:  # object arrays hold pointers: JSON
-            array = np.ascontiguousarray(value)
-            h.update(f"{key}|{array.dtype.str}|{array.shape}|".encode())
-            h.update(array.data if array.size else b"")
+            h.update(f"{key}|{value.dtype.str}|{value.shape}|".encode())
+            _hash_bytes(h, value)
         else:
             others[key] = value
     h.update(json.dumps(others, sort_keys=True, default=_plain).encode())
     return h.hexdigest()
+
+
+def _hash_bytes(h, value: np.ndarray, block_bytes: int = 8 << 20) -> None:
+    """``value``'s bytes in C order into ``h``. A memory-mapped panel is read block by block, each block's pages
+    handed back to the page cache once hashed (data/residency.py): the digest never holds the whole file."""
+    if isinstance(value, np.memmap) and value.ndim and value.flags.c_contiguous:
+        rows = max(1, block_bytes // max(1, value.strides[0]))
+        for r0 in range(0, len(value), rows):
+            h.update(memoryview(np.asarray(value[r0:r0 + rows])).cast("B"))
+            release(value, r0, r0 + rows)
+        return
+    array = np.ascontiguousarray(value)
+    h.update(array.data if array.size else b"")
 
 
 def _plain(value: Any) -> Any:
