@@ -8,7 +8,7 @@ import pytest
 from lstm_lab.data.panel import Panel, split_last
 from lstm_lab.data.panel_scaling import PanelScaler
 from lstm_lab.data.panel_windows import ForecastOrigins, PanelWindows
-from lstm_lab.data.residency import mapped_bytes, release
+from lstm_lab.data.residency import mapped_bytes, read_windows, release
 from lstm_lab.training.resume import data_digest
 
 MiB = 1 << 20
@@ -62,6 +62,35 @@ def test_a_view_releases_its_own_rows(tmp_path):
     assert release(view, 0, 1_000_000)  # rows 2,000,000..3,000,000 of the file
     assert 21 * MiB < mapped_bytes(values) < 24 * MiB
     assert view[0].tolist() == values[2_000_000].tolist()
+
+
+def test_windows_are_read_from_the_file_without_mapping_it(tmp_path):
+    """A batch of random windows: equal to fancy indexing, for the whole map, a view of it and a map that
+    starts at a byte offset into its file; nothing mapped afterwards; writes through the map are seen."""
+    values = _file(tmp_path, 4_000_000, cols=3)
+    if mapped_bytes(values) is None:
+        pytest.skip("no /proc/self/smaps on this platform")
+    values[123_456] = [-5.0, -6.0, -7.0]  # through the map, not yet flushed
+    rng = np.random.default_rng(0)
+    starts = np.concatenate([[123_400, 0, len(values) - 96], rng.integers(0, len(values) - 96, 509)])
+    expected = np.asarray(values)[starts[:, None] + np.arange(96)]  # (512, 96, 3)
+    release(values)
+    got = read_windows(values, starts, 96)
+    assert got.shape == (512, 96, 3) and type(got) is np.ndarray
+    np.testing.assert_array_equal(got, expected)
+    assert got[0, 56].tolist() == [-5.0, -6.0, -7.0]
+    assert mapped_bytes(values) < 64 << 10  # a mapped read of these windows maps ~100 MiB on kernel 6.18
+    view = values[1_000_000:]
+    np.testing.assert_array_equal(read_windows(view, starts[3:] // 2, 96),
+                                  np.asarray(values)[1_000_000 + starts[3:, None] // 2 + np.arange(96)])
+    header = 1000 * 12  # a map that starts 1,000 rows into the file: not a multiple of the page size
+    shifted = np.memmap(values.filename, dtype=np.float32, mode="r", offset=header, shape=(3_000_000, 3))
+    np.testing.assert_array_equal(read_windows(shifted, starts[3:] // 2, 96),
+                                  np.asarray(values)[1000 + starts[3:, None] // 2 + np.arange(96)])
+    with pytest.raises(IndexError, match="outside 0..3000000"):
+        read_windows(shifted, [2_999_950], 96)
+    in_memory = np.array(values[:1000])
+    np.testing.assert_array_equal(read_windows(in_memory, [0, 10], 5), in_memory[[[0, 1, 2, 3, 4], range(10, 15)]])
 
 
 def _panel(values: np.ndarray, length: int) -> Panel:

@@ -19,11 +19,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from lstm_lab.errors import LstmLabError
+
+if TYPE_CHECKING:  # pandas is imported by the functions that read tables: a panel built from arrays (a memmap)
+    import pandas as pd  # never loads it, ~60 MiB of the process (benchmarks/results/panel_scale.md)
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +134,8 @@ class Panel:
         """Build from a long frame (one row per id and time). Rows are sorted by (id, time), stably, ids kept in
         order of first appearance. Duplicate (id, time) pairs, an id with a single row, a non-finite target or
         past covariate and a missing future covariate are errors naming the id, the time and the column."""
+        import pandas as pd
+
         columns = [*target_columns, *past_columns, *future_columns]
         for name in (id_column, time_column, *columns):
             if name not in frame.columns:
@@ -179,17 +184,32 @@ def _group(j: int, n_targets: int, n_past: int) -> str:
     return "target" if j < n_targets else "past covariate" if j < n_targets + n_past else "future covariate"
 
 
+def plain_list(ids: np.ndarray) -> list:
+    """Series ids as plain Python values, as ``pd.Index(ids).tolist()`` gives them (numpy scalars become ints,
+    floats, strings), without importing pandas unless they are times."""
+    ids = np.asarray(ids)
+    if ids.dtype.kind in "Mm":  # datetime ids: pandas' Timestamps
+        import pandas as pd
+
+        return pd.Index(ids).tolist()
+    return ids.tolist()
+
+
 def _show(value) -> str:
     """A value (an id, a cell) as the user wrote it: 'A' or 17, not np.int64(17)."""
     return repr(value.item() if isinstance(value, np.generic) else value)
 
 
 def _fmt(time) -> str:
+    import pandas as pd
+
     return str(pd.Timestamp(time)) if isinstance(time, np.datetime64) else str(int(time))
 
 
 def _parse_times(column: pd.Series, source: str, name: str) -> np.ndarray:
     """Integer step indices (M4-style) stay int64; anything else is parsed as a timestamp."""
+    import pandas as pd
+
     if pd.api.types.is_integer_dtype(column):
         return column.to_numpy(np.int64)
     if pd.api.types.is_float_dtype(column):  # steps read as floats (a gap made the column float): whole numbers only
@@ -210,6 +230,8 @@ def _parse_times(column: pd.Series, source: str, name: str) -> np.ndarray:
 
 
 def _parse_numbers(column: pd.Series, source: str, name: str) -> np.ndarray:
+    import pandas as pd
+
     numbers = pd.to_numeric(column, errors="coerce")
     bad = numbers.isna() & column.notna()  # present but not a number ('n/a', 'abc'); NaN is checked per group
     if bad.any():
@@ -250,6 +272,8 @@ def split_times(times: np.ndarray, offsets: np.ndarray, train_end, val_end, test
 
 
 def _as_time(value, times: np.ndarray):
+    import pandas as pd
+
     return np.datetime64(pd.Timestamp(value), "ns") if times.dtype.kind == "M" else np.int64(value)
 
 

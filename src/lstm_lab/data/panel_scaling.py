@@ -25,10 +25,9 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import torch
 
-from lstm_lab.data.panel import Panel, _show, ragged_rows
+from lstm_lab.data.panel import Panel, _show, plain_list, ragged_rows
 from lstm_lab.data.residency import release
 from lstm_lab.errors import LstmLabError
 
@@ -92,7 +91,7 @@ class PanelScaler:
         for s0, s1 in series_blocks(n, max_rows):
             nb = n[s0:s1]  # (k,)
             x = np.asarray(panel.values[ragged_rows(starts[s0:s1], nb)][:, cols], dtype=np.float64)  # (M, K)
-            release(panel.values, panel.offsets[s0], panel.offsets[s1])  # a memmap's pages read: handed back
+            release(panel.values)  # a memmap's pages read: handed back (all: see residency.release)
             firsts = np.cumsum(nb) - nb  # (k,) first row of each series in x
             if method in ("standard", "mase"):
                 mean = np.add.reduceat(x, firsts, axis=0) / nb[:, None]  # (k, K)
@@ -109,7 +108,7 @@ class PanelScaler:
                 mean = ragged_quantile(ordered, firsts, nb, 0.5)  # the median, (k, K)
                 spread = ragged_quantile(ordered, firsts, nb, 0.75) - ragged_quantile(ordered, firsts, nb, 0.25)
             center[s0:s1], scale[s0:s1] = mean, np.where(spread > 0, spread, 1.0)
-        return cls(method, tuple(pd.Index(panel.ids).tolist()), columns, center, scale)
+        return cls(method, tuple(plain_list(panel.ids)), columns, center, scale)
 
     # --- applying -------------------------------------------------------------------------------------------
     def transform(self, panel: Panel, inplace: bool = False, max_rows: int = MAX_ROWS) -> Panel:
@@ -129,7 +128,7 @@ class PanelScaler:
             local = np.arange(r1 - r0) - np.repeat(panel.offsets[s0:s1] - r0, nb)  # (M,) row inside its series
             z[local < np.repeat(pad[s0:s1], nb)] = 0.0
             out[r0:r1, cols] = z
-            release(out, r0, r1)  # a memmap's pages written: in the page cache and the file, out of this process
+            release(out)  # a memmap's pages written: in the page cache and the file, out of this process
         return dataclasses.replace(panel, values=out)
 
     def inverse(self, y, series):
@@ -146,6 +145,8 @@ class PanelScaler:
 
     def align(self, ids) -> PanelScaler:
         """The scaler with its rows in the order of ``ids`` (a later panel's), failing on an unknown id."""
+        import pandas as pd
+
         rows = pd.Index(self.ids).get_indexer(pd.Index(ids))
         if (rows < 0).any():
             bad = pd.Index(ids)[int(np.flatnonzero(rows < 0)[0])]
@@ -154,7 +155,7 @@ class PanelScaler:
                                    scale=self.scale[rows])
 
     def _check_ids(self, panel: Panel) -> None:
-        if pd.Index(panel.ids).tolist() != list(self.ids):
+        if plain_list(panel.ids) != list(self.ids):
             raise LstmLabError(
                 f"panel scaler: fitted on {len(self.ids)} series whose ids differ from this panel's "
                 f"{panel.n_series}; use scaler.align(panel.ids) first"

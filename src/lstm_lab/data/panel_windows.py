@@ -8,24 +8,27 @@ flat index ``i`` is mapped back with one ``np.searchsorted`` per batch:
 
     s = searchsorted(cum, i, 'right') - 1        t = first_row[s] + (i - cum[s]) * stride
 
-so the index costs O(S) memory, whatever the number of windows. A batch is one fancy-index into ``values``
-(which may be a np.memmap): rows ``[t - L, t + H)`` → (B, L + H, F), then cut into the model's tensors. The
-pages of a memmap that a batch read are handed back right after (``residency.release``): training on a panel
+so the index costs O(S) memory, whatever the number of windows. A batch reads rows ``[t - L, t + H)`` of
+``values`` → (B, L + H, F) in one go (``residency.read_windows``: one fancy index, or for a np.memmap reads from
+its file that map nothing into the process), then cuts them into the model's tensors. Training on a panel
 larger than memory holds O(batch) of it, not every page it has drawn from.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import torch
 
 from lstm_lab.data.panel import Panel, _fmt, _parse_numbers, _parse_times, _show
-from lstm_lab.data.residency import release
-from lstm_lab.data.windowing import already_batched, gather
+from lstm_lab.data.residency import read_windows, release
+from lstm_lab.data.windowing import already_batched
 from lstm_lab.errors import LstmLabError
+
+if TYPE_CHECKING:  # imported where a table is read (as in panel.py)
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +97,7 @@ class PanelWindows(torch.utils.data.Dataset):
     def batch(self, s: np.ndarray, t: np.ndarray) -> dict[str, torch.Tensor]:
         """The batch of windows of series ``s`` (B,) whose first target is global row ``t`` (B,)."""
         L, H, C, CP = self.lookback, self.horizon, self.panel.n_targets, self.panel.n_inputs
-        window = np.asarray(gather(self.panel.values, t, L + H, offset=-L))  # (B, L + H, F), one read (a copy)
-        release(self.panel.values)  # a memmapped panel's pages just read: out of this process again (residency.py)
+        window = read_windows(self.panel.values, t - L, L + H)  # (B, L + H, F); a memmap: from its file
         batch = {
             "x": torch.from_numpy(np.ascontiguousarray(window[:, :L, :CP])),  # (B, L, C + P)
             "future": torch.from_numpy(np.ascontiguousarray(window[:, L:, CP:])),  # (B, H, U)
@@ -193,6 +195,8 @@ def future_for_origins(
     knows its times), without missing values. Ids the panel does not have (e.g. dropped as too short) are
     ignored, with a logged count.
     """
+    import pandas as pd
+
     columns = list(panel.future_columns if columns is None else columns)
     for name in (id_column, time_column, *columns):
         if name not in frame.columns:

@@ -92,7 +92,7 @@ def _hash_bytes(h, value: np.ndarray, block_bytes: int = 8 << 20) -> None:
         rows = max(1, block_bytes // max(1, value.strides[0]))
         for r0 in range(0, len(value), rows):
             h.update(memoryview(np.asarray(value[r0:r0 + rows])).cast("B"))
-            release(value, r0, r0 + rows)
+            release(value)  # (all rows: see residency.release)
         return
     array = np.ascontiguousarray(value)
     h.update(array.data if array.size else b"")
