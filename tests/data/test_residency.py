@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -134,3 +137,25 @@ def test_scaling_windows_and_the_resume_digest_leave_a_memmapped_panel_unmapped(
     assert mapped_bytes(values) < MiB
     np.testing.assert_array_equal(origins["x"].numpy(),
                                   ForecastOrigins(reference, 72, 24).__getitems__(np.arange(100))["x"].numpy())
+
+
+def test_the_array_path_of_panels_does_not_import_pandas():
+    """Building, scaling, windowing and training a panel from arrays leaves pandas out of the process (~60 MiB;
+    benchmarks/results/panel_scale.md): it is imported by the functions that read tables."""
+    code = (
+        "import sys, numpy as np\n"
+        "from lstm_lab.data.panel import Panel, split_last\n"
+        "from lstm_lab.data.panel_scaling import PanelScaler\n"
+        "from lstm_lab.data.panel_windows import ForecastOrigins, PanelWindows\n"
+        "from lstm_lab.training.panel_module import PanelDataModule, PanelModule\n"
+        "values = np.random.default_rng(0).normal(size=(600, 1)).astype(np.float32)\n"
+        "panel = Panel.from_arrays(values, [300, 300], target_columns=['y'])\n"
+        "panel = panel.with_bounds(split_last(panel.lengths, 10, 10))\n"
+        "scaler = PanelScaler.fit(panel, 'robust')\n"
+        "panel = scaler.transform(panel)\n"
+        "PanelWindows(panel, 'train', 24, 10).__getitems__([0, 5]); ForecastOrigins(panel, 24, 10)[1]\n"
+        "print('pandas' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "False"
