@@ -185,14 +185,10 @@ def _group(j: int, n_targets: int, n_past: int) -> str:
 
 
 def plain_list(ids: np.ndarray) -> list:
-    """Series ids as plain Python values, as ``pd.Index(ids).tolist()`` gives them (numpy scalars become ints,
-    floats, strings), without importing pandas unless they are times."""
+    """Series ids as ``pd.Index(ids).tolist()`` gives them (Python scalars; Timestamps for times), without
+    importing pandas unless they are times."""
     ids = np.asarray(ids)
-    if ids.dtype.kind in "Mm":  # datetime ids: pandas' Timestamps
-        import pandas as pd
-
-        return pd.Index(ids).tolist()
-    return ids.tolist()
+    return ids.tolist() if ids.dtype.kind not in "Mm" else __import__("pandas").Index(ids).tolist()
 
 
 def _show(value) -> str:
@@ -202,7 +198,6 @@ def _show(value) -> str:
 
 def _fmt(time) -> str:
     import pandas as pd
-
     return str(pd.Timestamp(time)) if isinstance(time, np.datetime64) else str(int(time))
 
 
