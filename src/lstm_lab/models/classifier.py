@@ -8,6 +8,13 @@ Regularisation of the input: ``embedding_dropout`` (element-wise dropout on the 
 ``word_dropout`` (a share of the tokens replaced by OOV while training); of the recurrence: ``weight_drop``
 (DropConnect on the recurrent kernels, see ``SentimentClassifier.forward``).
 
+Subwords (``subwords={"buckets": N, "pooling": "mean"}``; fastText, Bojanowski et al. 2017): a token's vector is
+its word vector (OOV's for a word outside the vocabulary) plus the mean (or sum) of its hashed character n-grams'
+vectors, so an unseen word ("unfunny") still gets a vector from the pieces it shares with known words. The
+network then reads *type* ids and the types' table from ``Tokenizer.encode_types`` (row k: word id, then n-gram
+ids + 1, 0 = none) instead of word ids: ``net(ids, lengths, subwords=table)``. The n-gram vectors are computed
+once per distinct type in the batch, not per token.
+
 Ensembles: ``SentimentEnsemble([net, ...])`` holds N trained classifiers and answers the mean of their
 probabilities, with the same ``forward`` / ``predict_proba`` / ``config()`` as one classifier, so evaluation and
 serving treat it as one model. ``classifier_from_config(net.config())`` rebuilds either.
@@ -60,6 +67,7 @@ class SentimentClassifier(nn.Module):
         embedding_dropout: float = 0.0,
         word_dropout: float = 0.0,
         weight_drop: float = 0.0,
+        subwords: dict[str, Any] | None = None,
     ):
         super().__init__()
         spec = ModelSpec.model_validate(spec or {}) if not isinstance(spec, ModelSpec) else spec
@@ -72,6 +80,16 @@ class SentimentClassifier(nn.Module):
             raise ValueError(f"weight_drop must lie in [0, 1), got {weight_drop}")
         self.embedding_dropout_p, self.word_dropout, self.weight_drop = embedding_dropout, word_dropout, weight_drop
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=PAD)
+        self.subwords = dict(subwords) if subwords else None
+        self.ngrams = None
+        if self.subwords is not None:
+            unknown = sorted(set(self.subwords) - {"buckets", "pooling"})
+            if unknown or int(self.subwords.get("buckets", 0)) < 1 or \
+                    self.subwords.setdefault("pooling", "mean") not in ("mean", "sum"):
+                raise ValueError(f"subwords must be {{buckets: >= 1, pooling: mean | sum}}, got {subwords}")
+            # Bucket b is row b + 1: row 0 is "no n-gram", left out of the mean and never updated (padding_idx).
+            self.ngrams = nn.EmbeddingBag(int(self.subwords["buckets"]) + 1, embedding_dim,
+                                          mode=self.subwords["pooling"], padding_idx=0)
         self.embedding_dropout = nn.Dropout(embedding_dropout)
         self.encoder = LSTMEncoder(embedding_dim, spec)
         self.head = dense_head(spec.output_size, spec.head_hidden_sizes, 1, spec.head_dropout)
@@ -85,22 +103,41 @@ class SentimentClassifier(nn.Module):
             "embedding_dropout": self.embedding_dropout_p,
             "word_dropout": self.word_dropout,
             "weight_drop": self.weight_drop,
+            "subwords": self.subwords,
         }
 
-    def forward(self, ids: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """ids (B, T) → logits (B,). ``lengths`` may be given for post-padded input (saves the re-alignment)."""
+    def embed(self, ids: torch.Tensor, subwords: torch.Tensor | None = None) -> torch.Tensor:
+        """ids (B, T) → (B, T, E), before dropout: word ids, or with subwords type ids into ``subwords`` (K, 1 + G)."""
+        if self.ngrams is None:
+            words, grams = ids, None
+        else:
+            if subwords is None:
+                raise ValueError("this classifier reads subwords: pass the types' table of Tokenizer.encode_types "
+                                 "(Tokenizer.encode_model_input gives ids and table)")
+            types, inverse = torch.unique(ids, return_inverse=True)  # (U,), (B, T): each distinct type once
+            rows = torch.as_tensor(subwords, device=ids.device).index_select(0, types).long()  # (U, 1 + G)
+            words = rows[:, 0][inverse]  # (B, T) word ids (OOV for a word outside the vocabulary)
+            grams = self.ngrams(rows[:, 1:])[inverse]  # (U, E) → (B, T, E); zero for PAD and <oov> (no n-grams)
+        if self.training and self.word_dropout:
+            # Word dropout (Iyyer et al. 2015; Bowman et al. 2016): a random share of the tokens is read as OOV,
+            # so the model leans on no single word and the OOV embedding learns what an unseen word is worth.
+            # With subwords only the word vector is dropped: the token then looks exactly like an unseen word.
+            dropped = (torch.rand(words.shape, device=words.device) < self.word_dropout) & (words > OOV)
+            words = words.masked_fill(dropped, OOV)
+        x = self.embedding(words)  # (B, T, E)
+        return x if grams is None else x + grams
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor | None = None,
+                subwords: torch.Tensor | None = None) -> torch.Tensor:
+        """ids (B, T) → logits (B,). ``lengths`` may be given for post-padded input (saves the re-alignment);
+        ``subwords``: the types' table (K, 1 + G) when the classifier has subwords (``ids`` are then type ids)."""
         ids = ids.long()
         if lengths is None:
             ids, lengths = left_align(ids)
         else:
             lengths = torch.as_tensor(lengths, device=ids.device).long().clamp_min(1)
         ids = ids[:, : int(lengths.max())]  # nothing past the longest sequence is read
-        if self.training and self.word_dropout:
-            # Word dropout (Iyyer et al. 2015; Bowman et al. 2016): a random share of the tokens is read as OOV,
-            # so the model leans on no single word and the OOV embedding learns what an unseen word is worth.
-            dropped = (torch.rand(ids.shape, device=ids.device) < self.word_dropout) & (ids > OOV)
-            ids = ids.masked_fill(dropped, OOV)
-        x = self.embedding_dropout(self.embedding(ids))  # (B, T, E)
+        x = self.embedding_dropout(self.embed(ids, subwords))  # (B, T, E)
         if self.training and self.weight_drop:
             # Weight drop (DropConnect on W_hh; Wan et al. 2013, AWD-LSTM, Merity et al. 2017): the recurrent
             # kernels are dropped once per batch and the whole sequence runs with the dropped copies, so the
@@ -116,11 +153,12 @@ class SentimentClassifier(nn.Module):
         return self.head(pooled).squeeze(-1)
 
     @torch.no_grad()
-    def predict_proba(self, ids: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    def predict_proba(self, ids: torch.Tensor, lengths: torch.Tensor | None = None,
+                      subwords: torch.Tensor | None = None) -> torch.Tensor:
         was_training = self.training
         self.eval()
         try:
-            return torch.sigmoid(self(ids, lengths))
+            return torch.sigmoid(self(ids, lengths, subwords))
         finally:
             self.train(was_training)
 
@@ -146,12 +184,14 @@ class SentimentEnsemble(nn.Module):
     def config(self) -> dict[str, Any]:
         return {"ensemble": [m.config() for m in self.members]}
 
-    def member_logits(self, ids: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    def member_logits(self, ids: torch.Tensor, lengths: torch.Tensor | None = None,
+                      subwords: torch.Tensor | None = None) -> torch.Tensor:
         """(N members, B) logits."""
-        return torch.stack([m(ids, lengths) for m in self.members])
+        return torch.stack([m(ids, lengths, subwords) for m in self.members])
 
-    def forward(self, ids: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        logits = self.member_logits(ids, lengths)
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor | None = None,
+                subwords: torch.Tensor | None = None) -> torch.Tensor:
+        logits = self.member_logits(ids, lengths, subwords)
         log_n = math.log(len(self.members))
         log_p = torch.logsumexp(nn.functional.logsigmoid(logits), dim=0) - log_n
         log_q = torch.logsumexp(nn.functional.logsigmoid(-logits), dim=0) - log_n
@@ -171,8 +211,10 @@ def classifier_from_config(config: dict[str, Any]) -> SentimentClassifier | Sent
 
 
 def predict_probabilities(net: SentimentClassifier | SentimentEnsemble, ids: np.ndarray,
-                          batch_size: int = 512) -> np.ndarray:
-    """P(class 1) for padded ids (N, T) (PAD anywhere), in length-sorted batches, returned in input order."""
+                          batch_size: int = 512, subwords: np.ndarray | None = None) -> np.ndarray:
+    """P(class 1) for padded ids (N, T) (PAD anywhere), in length-sorted batches, returned in input order.
+    ``subwords``: the types' table (K, 1 + G) that came with type ids (``Tokenizer.encode_model_input``)."""
+    table = None if subwords is None else torch.from_numpy(np.asarray(subwords))
     aligned, lengths = (t.numpy() for t in left_align(torch.from_numpy(np.asarray(ids))))
     order = np.argsort(lengths, kind="stable")
     out = np.empty(len(order), dtype=np.float64)
@@ -183,7 +225,7 @@ def predict_probabilities(net: SentimentClassifier | SentimentEnsemble, ids: np.
             for start in range(0, len(order), batch_size):
                 rows = order[start : start + batch_size]
                 x = torch.from_numpy(aligned[rows, : int(lengths[rows].max())].astype(np.int64))
-                out[rows] = torch.sigmoid(net(x, torch.from_numpy(lengths[rows]))).double().numpy()
+                out[rows] = torch.sigmoid(net(x, torch.from_numpy(lengths[rows]), table)).double().numpy()
     finally:
         net.train(was_training)
     return out
