@@ -96,8 +96,8 @@ class SentimentPyfunc(mlflow.pyfunc.PythonModel):
         texts = _texts(model_input)
         if not texts:
             return pd.DataFrame({"probability": np.array([], dtype=np.float64), "label": np.array([], dtype=object)})
-        ids, _ = self.tokenizer.encode_padded(texts)
-        probs = predict_probabilities(self.net, ids, self.batch_size)
+        ids, subwords = self.tokenizer.encode_model_input(texts)  # the training encoding (n-grams included)
+        probs = predict_probabilities(self.net, ids, self.batch_size, subwords)
         labels = np.where(probs > self.threshold, self.class_names[1], self.class_names[0])
         return pd.DataFrame({"probability": probs, "label": labels})
 

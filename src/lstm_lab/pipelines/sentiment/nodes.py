@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from lstm_lab.data.corpus import REASONS, SPLITS, assemble_splits, check_rows, corpus_table
-from lstm_lab.data.text import TextConfig, Tokenizer
+from lstm_lab.data.text import SubwordConfig, TextConfig, Tokenizer
 from lstm_lab.datasets import LabelledText
 from lstm_lab.errors import LstmLabError
 from lstm_lab.training.sentiment.params import SentimentParams
@@ -91,10 +91,16 @@ def load_corpus(raw: Mapping[str, pd.DataFrame], p: SentimentParams) -> tuple[pd
     return corpus, report
 
 
+def _subword_config(p: SentimentParams) -> SubwordConfig | None:
+    s = p.embedding.subwords
+    return None if s is None else SubwordConfig(min_n=s.min_n, max_n=s.max_n, buckets=s.buckets)
+
+
 def fit_tokenizer(corpus: pd.DataFrame, p: SentimentParams) -> dict[str, Any]:
-    """Vocabulary of the training split only (validation and test never leak into it)."""
+    """Vocabulary of the training split only (validation and test never leak into it); with
+    ``embedding.subwords`` the tokenizer also records how it hashes n-grams, so every later encoding agrees."""
     train = corpus.loc[corpus["split"] == "train", "text"].tolist()
-    tokenizer = Tokenizer.fit(train, _text_config(p))
+    tokenizer = Tokenizer.fit(train, _text_config(p), subwords=_subword_config(p))
     log.info("vocabulary: %d ids (max %d) from %d training texts, %d tokens", len(tokenizer), p.text.max_size,
              tokenizer.train_texts, tokenizer.train_tokens)
     return tokenizer.to_dict()
@@ -116,18 +122,30 @@ def describe_text(corpus: pd.DataFrame, tokenizer: dict[str, Any], p: SentimentP
 
 
 # ------------------------------------------------------------------------------------------------------ train
-def _encode(tok: Tokenizer, corpus: pd.DataFrame, split: str) -> tuple[np.ndarray, np.ndarray]:
+def _encode(tok: Tokenizer, corpus: pd.DataFrame, split: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Ids (word ids, or type ids with subwords), the types' table (None without subwords) and the labels."""
     rows = corpus[corpus["split"] == split]
-    ids, _ = tok.encode_padded(rows["text"].tolist())
-    return ids, rows["label"].to_numpy(np.float32)
+    ids, subwords = tok.encode_model_input(rows["text"].tolist())
+    return ids, subwords, rows["label"].to_numpy(np.float32)
+
+
+def _check_subwords(tok: Tokenizer, p: SentimentParams) -> None:
+    """The tokenizer (written by ``prepare``) must hash n-grams as ``embedding.subwords`` now says."""
+    if tok.subwords != _subword_config(p):
+        raise LstmLabError(f"sentiment_tokenizer: its subwords ({tok.subwords}) differ from sentiment.embedding."
+                           f"subwords ({_subword_config(p)}); re-run the prepare stage (fit_tokenizer)")
 
 
 def training_data(corpus: pd.DataFrame, tokenizer: dict[str, Any], p: SentimentParams) -> dict[str, Any]:
     """What the sentiment task trains on (in memory); also the input of the ``tune_sentiment`` sweep."""
     tok = Tokenizer.from_dict(tokenizer, "sentiment_tokenizer")
-    (train_ids, train_labels), (val_ids, val_labels) = _encode(tok, corpus, "train"), _encode(tok, corpus, "val")
-    data = {"train_ids": train_ids, "train_labels": train_labels, "val_ids": val_ids, "val_labels": val_labels,
-            "vocab_size": len(tok), "tokenizer": tokenizer}
+    _check_subwords(tok, p)
+    data: dict[str, Any] = {"vocab_size": len(tok), "tokenizer": tokenizer}
+    for split in ("train", "val"):
+        ids, subwords, labels = _encode(tok, corpus, split)
+        data.update({f"{split}_ids": ids, f"{split}_labels": labels})
+        if subwords is not None:
+            data[f"{split}_subwords"] = subwords
     if p.embedding.vectors is not None:
         data.update(_pretrained_vectors(tok, p))
     return data
@@ -169,8 +187,8 @@ def evaluate_classifier(checkpoint: dict[str, Any], corpus: pd.DataFrame, tokeni
 
     tok = Tokenizer.from_dict(tokenizer, "sentiment_tokenizer")
     net = TASK.from_checkpoint(checkpoint).net
-    ids, labels = _encode(tok, corpus, "test")
-    probs = predict_probabilities(net, ids, p.evaluation.batch_size)
+    ids, subwords, labels = _encode(tok, corpus, "test")
+    probs = predict_probabilities(net, ids, p.evaluation.batch_size, subwords)
     metrics = binary_scores(labels, probs, p.evaluation.threshold)
     log.info("test: accuracy %.4f  F1 %.4f  ROC-AUC %.4f  (%d texts)", metrics["accuracy"], metrics["f1"],
              metrics["roc_auc"], metrics["n"])
@@ -179,7 +197,7 @@ def evaluate_classifier(checkpoint: dict[str, Any], corpus: pd.DataFrame, tokeni
         for key in keys:
             metrics[f"member_{key}"] = {}
         for k, member in enumerate(net.members):
-            scores = binary_scores(labels, predict_probabilities(member, ids, p.evaluation.batch_size),
+            scores = binary_scores(labels, predict_probabilities(member, ids, p.evaluation.batch_size, subwords),
                                    p.evaluation.threshold)
             for key in keys:
                 metrics[f"member_{key}"][str(k)] = scores[key]

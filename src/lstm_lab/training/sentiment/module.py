@@ -2,7 +2,9 @@
 
 ``data`` (what the pipeline's train node passes to ``run_training("sentiment", config, data)``) is flat, so it
 also travels to torchrun ranks (``distributed.write_job``): ``train_ids`` / ``val_ids`` (N, max_length) int
-(padded either way, PAD = 0), ``train_labels`` / ``val_labels`` (N,) 0/1, and ``vocab_size``.
+(padded either way, PAD = 0), ``train_labels`` / ``val_labels`` (N,) 0/1, and ``vocab_size``; with subwords
+also ``train_subwords`` / ``val_subwords``, the tables (K, 1 + G) the type ids point into, handed to the network
+with every batch (a reference, not a copy).
 
 Length bucketing: sentences of similar length share a batch, so a batch is only as wide as its longest
 sentence instead of max_length (SST-2 phrases average under 10 tokens against a max_length of 200). Training
@@ -29,12 +31,14 @@ from lstm_lab.training.module import SplitDataModule, TaskModule
 class TokenDataset(torch.utils.data.Dataset):
     """Left-aligned ids + lengths + labels; ``__getitems__`` returns a whole batch cut to its longest row."""
 
-    def __init__(self, ids: np.ndarray, labels: np.ndarray):
+    def __init__(self, ids: np.ndarray, labels: np.ndarray, subwords: np.ndarray | None = None):
         aligned, lengths = left_align(np.asarray(ids))
         aligned = aligned[:, : max(int(lengths.max(initial=0)), 1)]  # columns past the longest row are all PAD
         self.ids = torch.from_numpy(aligned.astype(np.int64))
         self.lengths = torch.from_numpy(np.maximum(lengths, 1))  # an empty row reads one PAD step
         self.labels = torch.from_numpy(np.asarray(labels, dtype=np.float32))
+        # The types' table (K, 1 + G) when the ids are type ids: every batch carries the same tensor.
+        self.extra = () if subwords is None else (torch.from_numpy(np.asarray(subwords)),)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -45,7 +49,7 @@ class TokenDataset(torch.utils.data.Dataset):
     def __getitems__(self, indices: list[int]):
         index = torch.as_tensor(indices, dtype=torch.long)
         lengths = self.lengths[index]
-        return self.ids[index, : int(lengths.max())], lengths, self.labels[index]
+        return self.ids[index, : int(lengths.max())], lengths, self.labels[index], *self.extra
 
 
 def _batch(batch):  # collate_fn: the dataset already stacked it
@@ -94,7 +98,7 @@ class SentimentDataModule(SplitDataModule):
         super().__init__()
         self.batch_size, self.eval_batch_size, self.seed = batch_size, eval_batch_size, seed
         self.sets = {
-            split: TokenDataset(data[f"{split}_ids"], data[f"{split}_labels"])
+            split: TokenDataset(data[f"{split}_ids"], data[f"{split}_labels"], data.get(f"{split}_subwords"))
             for split in ("train", "val", "test")
             if f"{split}_ids" in data
         }
@@ -132,8 +136,8 @@ class SentimentModule(TaskModule):
     fused_optimizer = True
 
     def loss(self, batch, stage: str):
-        ids, lengths, labels = batch  # (B, T), (B,), (B,)
-        logits = self.net(ids, lengths)  # (B,)
+        ids, lengths, labels, *subwords = batch  # (B, T), (B,), (B,) [, the types' table (K, 1 + G)]
+        logits = self.net(ids, lengths, *subwords)  # (B,)
         loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
         accuracy = ((logits > 0).float() == labels).float().mean()
         return loss, len(labels), {"acc": accuracy}

@@ -89,11 +89,28 @@ class VectorsParams(StrictModel):
         return value or None
 
 
+class SubwordParams(StrictModel):
+    """fastText-style subword vectors (lstm_lab/data/text.py): a token's vector is its word vector (OOV's outside
+    the vocabulary) plus the mean (or sum) of the vectors of its character n-grams, hashed into ``buckets``."""
+
+    min_n: int = Field(3, ge=1)  # n-gram lengths, the boundary markers < > included
+    max_n: int = Field(5, ge=1)
+    buckets: int = Field(65_536, ge=1, le=2**24)  # 2^16 ≈ the 64k distinct 3..5-grams of SST-2's training words
+    pooling: Literal["mean", "sum"] = "mean"
+
+    @model_validator(mode="after")
+    def _lengths(self) -> SubwordParams:
+        if self.max_n < self.min_n:
+            raise ValueError(f"max_n must be >= min_n, got min_n={self.min_n}, max_n={self.max_n}")
+        return self
+
+
 class EmbeddingParams(StrictModel):
     dim: int = Field(100, ge=1)
     dropout: float = Field(0.0, ge=0.0, lt=1.0)  # element-wise, on the embedded vectors
     word_dropout: float = Field(0.0, ge=0.0, lt=1.0)  # share of training tokens read as OOV
     vectors: VectorsParams | None = None  # null: learnt from scratch
+    subwords: SubwordParams | None = None  # null: word vectors only
 
 
 class EvaluationParams(StrictModel):

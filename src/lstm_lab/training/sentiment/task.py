@@ -4,7 +4,9 @@
 0/1, ``vocab_size``, and ``tokenizer`` (its dict): the checkpoint keeps the tokenizer, so it alone turns raw
 text into a probability. With pretrained vectors (``embedding.vectors``) also ``embedding_vectors`` (V, dim)
 float32 and ``embedding_found`` (V,) bool, read by the pipeline (``lstm_lab.data.vectors``): the checkpoint
-holds the resulting weights, so serving never needs the vectors file.
+holds the resulting weights, so serving never needs the vectors file. With subwords (``embedding.subwords``)
+``train_ids`` / ``val_ids`` are type ids and ``train_subwords`` / ``val_subwords`` their tables (K, 1 + G) int
+(``Tokenizer.encode_types``).
 
 Ensembles (``ensemble: N``): :func:`train` fits N members with seeds ``seed .. seed+N-1``, one after the other,
 each exactly as a single run with that seed would train (its own early stopping and best checkpoint), and
@@ -61,11 +63,14 @@ class SentimentTask(Task):
         from lstm_lab.models.classifier import SentimentClassifier, SentimentEnsemble
 
         e = hp.get("embedding") or {}
+        s = e.get("subwords")  # the tokenizer hashes min_n..max_n; the network needs the bucket count and pooling
+        subwords = {"buckets": int(s["buckets"]), "pooling": s.get("pooling", "mean")} if s else None
 
         def member():
             return SentimentClassifier(int(hp["vocab_size"]), int(e.get("dim", 100)),
                                        ModelSpec.model_validate(hp["model"]), float(e.get("dropout", 0.0)),
-                                       float(e.get("word_dropout", 0.0)), float(hp.get("weight_drop", 0.0)))
+                                       float(e.get("word_dropout", 0.0)), float(hp.get("weight_drop", 0.0)),
+                                       subwords)
 
         members = int(hp.get("ensemble", 1))
         return SentimentEnsemble([member() for _ in range(members)]) if members > 1 else member()
@@ -171,6 +176,7 @@ def _val_scores(net, data: Mapping[str, Any], batch_size: int) -> dict[str, floa
     from lstm_lab.models.classifier import predict_probabilities
 
     labels = np.asarray(data["val_labels"], dtype=np.float64)
-    probs = np.clip(predict_probabilities(net, data["val_ids"], batch_size), 1e-7, 1 - 1e-7)
+    probs = predict_probabilities(net, data["val_ids"], batch_size, data.get("val_subwords"))
+    probs = np.clip(probs, 1e-7, 1 - 1e-7)
     loss = -np.mean(labels * np.log(probs) + (1 - labels) * np.log(1 - probs))
     return {"val_loss": float(loss), "val_acc": float(np.mean((probs > 0.5) == (labels > 0.5)))}
