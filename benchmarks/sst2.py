@@ -45,6 +45,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# This copy's own src/ before the editable install, as `kedro run` does: reading a run back (checkpoint, tokenizer)
+# must use the code that trained it, also in a clone served by another copy's venv.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from etth1_univariate import machine  # noqa: E402  (one description of the machine for every benchmark)
 
 import pandas as pd  # noqa: E402
@@ -69,6 +72,8 @@ CONFIGS = {
                      ["sentiment.training.monitor=val_loss"]),
     "sent-wd-vocab": ("sent-wd with every training word in the vocabulary (13,962 ids instead of 10,000)",
                       ["sentiment.text.max_size=15000"]),
+    "sent-wd-sub": ("sent-wd + fastText-style subwords: word vector + mean of the hashed 3..5-gram vectors (2^16 "
+                    "buckets)", ["sentiment.embedding.subwords.buckets=65536"]),
 }
 UCI_FILES = ("yelp", "amazon_cells", "imdb")
 
@@ -115,8 +120,9 @@ def member_probabilities(env: str, root: Path = REPO) -> tuple[list, "np.ndarray
     corpus = pd.read_parquet(root / "data" / "02_intermediate" / env / "sentiment_corpus.parquet")
     tok = Tokenizer.load(root / "data" / "06_models" / env / "sentiment_tokenizer.json")
     test = corpus[corpus["split"] == "test"]
-    ids, _ = tok.encode_padded(test["text"].tolist())
-    return [predict_probabilities(member, ids) for member in members], np.asarray(test["label"]), seeds
+    ids, subwords = tok.encode_model_input(test["text"].tolist())
+    return [predict_probabilities(member, ids, subwords=subwords) for member in members], np.asarray(test["label"]), \
+        seeds
 
 
 def ensemble_accuracy(probs: list, labels) -> float:
