@@ -10,7 +10,7 @@ Pure pydantic: the model spec (``models/``), the training settings (``training/`
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -67,8 +67,17 @@ def allowed_keys(schema: type[BaseModel], loc) -> list[str]:
     model = schema
     for part in loc:
         field = model.model_fields.get(str(part))
-        annotation = getattr(field, "annotation", None)
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        annotation = _section_model(getattr(field, "annotation", None))
+        if annotation is None:
             return []
         model = annotation
     return sorted(model.model_fields)
+
+
+def _section_model(annotation) -> type[BaseModel] | None:
+    """The schema of a nested section: the annotation itself, or the one model of an optional section
+    (``SubwordParams | None``, off when null)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    models = [a for a in get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
+    return models[0] if len(models) == 1 else None
