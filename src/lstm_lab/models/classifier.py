@@ -107,7 +107,8 @@ class SentimentClassifier(nn.Module):
         }
 
     def embed(self, ids: torch.Tensor, subwords: torch.Tensor | None = None) -> torch.Tensor:
-        """ids (B, T) → (B, T, E), before dropout: word ids, or with subwords type ids into ``subwords`` (K, 1 + G)."""
+        """ids (B, T) → (B, T, E), before dropout: word ids, or with subwords type ids into ``subwords``
+        (K, 1 + G)."""
         if self.ngrams is None:
             words, grams = ids, None
         else:
