@@ -95,3 +95,77 @@ def test_word_dropout_reads_tokens_as_oov_while_training_only():
     assert not torch.allclose(net(ids), net(all_oov))  # evaluation reads the real tokens
     with pytest.raises(ValueError, match="word_dropout"):
         SentimentClassifier(30, 6, word_dropout=1.0)
+
+
+# ------------------------------------------------------------------------------------------------------ subwords
+SUBWORDS = {"buckets": 64, "pooling": "mean"}
+# Type table (K, 1 + G): row 0 PAD; types 1..5 with word ids (1 = OOV) and n-gram ids + 1 (0 = none).
+TABLE = torch.tensor([[0, 0, 0, 0],
+                      [5, 3, 4, 0],     # a vocabulary word
+                      [1, 3, 4, 9],     # an OOV word sharing two n-grams with it
+                      [1, 20, 21, 22],  # another OOV word, other n-grams
+                      [7, 0, 0, 0],     # a vocabulary word too short for any n-gram of the configured lengths
+                      [1, 0, 0, 0]])    # "<oov>" itself: no n-grams
+
+
+def subword_net(**kw) -> SentimentClassifier:
+    torch.manual_seed(0)
+    return SentimentClassifier(10, 6, ModelSpec(hidden_sizes=[5], bidirectional=True, pooling="mean"),
+                               subwords=SUBWORDS, **kw).eval()
+
+
+def test_subwords_add_the_mean_ngram_vector_to_the_word_vector():
+    net = subword_net()
+    ids = torch.tensor([[1, 2, 3, 4, 5]])
+    x = net.embed(ids, TABLE)  # (1, 5, 6)
+    words, bag = net.embedding.weight, net.ngrams.weight
+    torch.testing.assert_close(x[0, 0], words[5] + (bag[3] + bag[4]) / 2)
+    torch.testing.assert_close(x[0, 1], words[1] + (bag[3] + bag[4] + bag[9]) / 3)
+    torch.testing.assert_close(x[0, 3], words[7])  # no n-grams: the word vector alone
+    torch.testing.assert_close(x[0, 4], words[1])
+    # Two OOV words: one shared OOV vector without subwords, two different vectors with them.
+    assert not torch.allclose(x[0, 1], x[0, 2])
+    torch.testing.assert_close(net.embed(torch.tensor([[0]]), TABLE)[0, 0], torch.zeros(6))  # padding stays zero
+    with pytest.raises(ValueError, match="reads subwords"):
+        net(ids)
+    with pytest.raises(ValueError, match="subwords must be"):
+        SentimentClassifier(10, 6, subwords={"buckets": 8, "pooling": "max"})
+
+
+def test_subword_classifier_ignores_padding_and_rebuilds_from_its_config():
+    net = subword_net()
+    sentence = torch.tensor([1, 2, 3, 4, 5, 2])
+    reference = net.predict_proba(sentence[None], subwords=TABLE)[0]
+    for length in (20, 200):
+        for side in ("pre", "post"):
+            row = torch.zeros(length, dtype=torch.long)
+            if side == "pre":
+                row[length - 6:] = sentence
+            else:
+                row[:6] = sentence
+            torch.testing.assert_close(net.predict_proba(row[None], subwords=TABLE)[0], reference)
+    twin = SentimentClassifier(**net.config()).eval()
+    twin.load_state_dict(net.state_dict())
+    assert net.config()["subwords"] == SUBWORDS
+    ids = torch.randint(0, 6, (4, 9))
+    torch.testing.assert_close(net(ids, subwords=TABLE), twin(ids, subwords=TABLE))
+    np.testing.assert_allclose(predict_probabilities(net, ids.numpy(), subwords=TABLE.numpy()),
+                               net.predict_proba(ids, subwords=TABLE).numpy(), rtol=1e-6)
+
+
+def test_subword_gradients_reach_the_used_buckets_only():
+    net = subword_net().train()
+    net(torch.tensor([[1, 2, 0]]), subwords=TABLE).sum().backward()
+    used = net.ngrams.weight.grad.abs().sum(dim=1) > 0
+    assert used.nonzero().flatten().tolist() == [3, 4, 9]  # not 0 (no n-gram), not the absent types' 20-22
+
+
+def test_word_dropout_with_subwords_drops_the_word_vector_only():
+    net = subword_net(word_dropout=0.999999)
+    ids = torch.tensor([[0, 1, 2, 3, 4], [5, 4, 1, 0, 0]])
+    unseen = TABLE.clone()
+    unseen[1:, 0] = 1  # every type read as an unseen word, its n-grams kept
+    net.train()
+    torch.testing.assert_close(net(ids, subwords=TABLE), net(ids, subwords=unseen))
+    net.eval()
+    assert not torch.allclose(net(ids, subwords=TABLE), net(ids, subwords=unseen))
