@@ -645,3 +645,62 @@ def test_default_conf_parameters_validate():
     download = catalog["sentiment_raw"]["download"]
     assert download["to"].startswith("data/01_raw/sst2/") and parse_checksum(download["checksum"])[0] == "sha256"
     assert os.path.basename(download["url"]) == "SST-2.zip"
+
+
+# ------------------------------------------------------------------------------------------------------ subwords
+def test_a_tokenizer_fitted_without_the_configured_subwords_is_refused(tmp_path):
+    path = tmp_path / "r.txt"
+    path.write_text("\n".join(synthetic_lines(200, seed=2)) + "\n", encoding="utf-8")
+    corpus, _ = corpus_from(tsv_dataset(path))
+    with_subwords = typed({**PARAMS, "embedding": {"subwords": {"buckets": 256}}})
+    stale = nodes.fit_tokenizer(corpus, typed())
+    with pytest.raises(LstmLabError, match="re-run the prepare stage"):
+        nodes.training_data(corpus, stale, with_subwords)
+    data = nodes.training_data(corpus, nodes.fit_tokenizer(corpus, with_subwords), with_subwords)
+    for split in ("train", "val"):  # type ids, each pointing into its split's table
+        assert data[f"{split}_ids"].max() < len(data[f"{split}_subwords"])
+        assert int(data[f"{split}_subwords"][:, 1:].max()) <= 256
+    assert "train_subwords" not in nodes.training_data(corpus, stale, typed())
+
+
+@pytest.fixture(scope="module")
+def subword_project(tmp_path_factory):
+    """The end-to-end run with subwords on (hashed into 1024 buckets)."""
+    root = make_project(tmp_path_factory.mktemp("sentiment_subwords") / "project", local_params=None)
+    tiny = {"sentiment": {**TINY["sentiment"], "embedding": {"dim": 8, "subwords": {"buckets": 1024}}}}
+    write_yaml(root / "conf/local/parameters_sentiment.yml", tiny)
+    write_yaml(root / "conf/local/catalog.yml", CATALOG)
+    (root / "data/01_raw/reviews.txt").write_text(reviews(), encoding="utf-8")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        run_in_process(root)
+    return root
+
+
+@pytest.mark.slow
+def test_end_to_end_with_subwords_serves_what_the_pipeline_scored(subword_project, monkeypatch):
+    import mlflow
+    import torch
+
+    from lstm_lab.data.text import Tokenizer
+
+    project = subword_project
+    tokenizer = json.loads((project / "data/06_models/sentiment_tokenizer.json").read_text())
+    assert tokenizer["subwords"] == {"min_n": 3, "max_n": 5, "buckets": 1024}
+    checkpoint = torch.load(project / "data/06_models/sentiment_model.ckpt", weights_only=True)
+    assert checkpoint["state_dict"]["net.ngrams.weight"].shape == (1025, 8)
+    predictions = pd.read_csv(project / "data/07_model_output/sentiment_predictions.csv")
+    tok = Tokenizer.from_dict(tokenizer)
+    assert tok.stats(predictions["text"].tolist())["oov_rate"] > 0  # the test split has words training never saw
+    info = json.loads((project / "data/06_models/sentiment_model_info.json").read_text())
+    uri = f"sqlite:///{project / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    mlflow.set_tracking_uri(uri)
+    model = mlflow.pyfunc.load_model(info["model_uri"])
+    served = model.predict(predictions["text"].tolist())
+    np.testing.assert_allclose(served["probability"], predictions["probability"], atol=1e-6)
+    # One at a time (each request its own type table) the answers are the same.
+    np.testing.assert_allclose([model.predict([t])["probability"].iloc[0] for t in predictions["text"][:5]],
+                               predictions["probability"][:5], atol=1e-6)

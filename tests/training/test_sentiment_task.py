@@ -150,3 +150,68 @@ def test_served_ensemble_is_one_model(data, ensemble, tmp_path):
     expected = predict_probabilities(TASK.from_checkpoint(checkpoint).net, tok.encode_padded(sentences)[0])
     np.testing.assert_allclose(served["probability"], expected, atol=1e-6)
     assert set(served["label"]) <= {"negative", "positive"}
+
+
+# --------------------------------------------------------------------------------------------------- subwords
+def test_subword_params_are_off_by_default_and_bad_values_are_one_line():
+    from lstm_lab.errors import LstmLabError
+    from lstm_lab.params import validate
+
+    assert SentimentParams().embedding.subwords is None
+    s = validate("sentiment", {"embedding": {"subwords": {"buckets": 1024}}}).embedding.subwords
+    assert (s.min_n, s.max_n, s.buckets, s.pooling) == (3, 5, 1024, "mean")
+    cases = {
+        "sentiment.embedding.subwords: Value error, max_n must be >= min_n, got min_n=4, max_n=3":
+            {"min_n": 4, "max_n": 3},
+        "sentiment.embedding.subwords.buckets: Input should be greater than or equal to 1": {"buckets": 0},
+        "sentiment.embedding.subwords.pooling: Input should be 'mean' or 'sum'": {"pooling": "max"},
+        "sentiment.embedding.subwords.bucket: unknown parameter \\(allowed here: buckets, max_n, min_n, pooling\\)":
+            {"bucket": 10},
+    }
+    for message, raw in cases.items():
+        with pytest.raises(LstmLabError, match=message) as info:
+            validate("sentiment", {"embedding": {"subwords": raw}})
+        assert "\n" not in str(info.value)
+
+
+@pytest.fixture(scope="module")
+def subword_data():
+    from lstm_lab.data.text import SubwordConfig
+
+    train_texts, train_labels = texts(96, 0)
+    val_texts, val_labels = texts(32, 1)
+    tok = Tokenizer.fit(train_texts, TextConfig(max_length=12), subwords=SubwordConfig(buckets=512))
+    (train_ids, train_table), (val_ids, val_table) = tok.encode_model_input(train_texts), \
+        tok.encode_model_input(val_texts)
+    return {"train_ids": train_ids, "train_labels": train_labels, "val_ids": val_ids, "val_labels": val_labels,
+            "train_subwords": train_table, "val_subwords": val_table, "vocab_size": len(tok),
+            "tokenizer": tok.to_dict()}
+
+
+SUBWORD_PARAMS = {"embedding": {"dim": 6, "subwords": {"buckets": 512}}}
+
+
+def test_subword_ensemble_trains_and_is_served_as_the_pipeline_predicts(subword_data, tmp_path):
+    import mlflow
+
+    from lstm_lab.serving import sentiment_pyfunc
+
+    checkpoint, _ = train(params(ensemble=2, **SUBWORD_PARAMS), subword_data)
+    assert checkpoint["hyper_parameters"]["embedding"]["subwords"]["buckets"] == 512
+    net = TASK.from_checkpoint(checkpoint).net
+    assert all(m.ngrams is not None and m.ngrams.num_embeddings == 513 for m in net.members)
+    path = sentiment_pyfunc.save_model(tmp_path / "model", checkpoint, subword_data["tokenizer"],
+                                       ["negative", "positive"])
+    model = mlflow.pyfunc.load_model(str(path))
+    # Words the training texts never had ("superbly", "staleness"): both OOV, told apart by their n-grams only.
+    sentences = [*texts(6, 5)[0], "the food was superbly", "the food was staleness", "the food was <oov>"]
+    served = model.predict(pd.DataFrame({"text": sentences}))
+    tok = Tokenizer.from_dict(subword_data["tokenizer"])
+    ids, table = tok.encode_model_input(sentences)
+    expected = predict_probabilities(net, ids, subwords=table)
+    np.testing.assert_allclose(served["probability"], expected, atol=1e-6)
+    superbly, staleness = served["probability"].iloc[-3], served["probability"].iloc[-2]
+    assert abs(superbly - staleness) > 1e-4  # a word-only model gives every OOV word the same vector
+    # Word ids alone are not what this model reads.
+    with pytest.raises(ValueError, match="reads subwords"):
+        predict_probabilities(net, tok.encode_padded(sentences)[0])
