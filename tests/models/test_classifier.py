@@ -165,7 +165,10 @@ def test_word_dropout_with_subwords_drops_the_word_vector_only():
     ids = torch.tensor([[0, 1, 2, 3, 4], [5, 4, 1, 0, 0]])
     unseen = TABLE.clone()
     unseen[1:, 0] = 1  # every type read as an unseen word, its n-grams kept
+    no_ngrams = unseen.clone()
+    no_ngrams[:, 1:] = 0
     net.train()
     torch.testing.assert_close(net(ids, subwords=TABLE), net(ids, subwords=unseen))
+    assert not torch.allclose(net(ids, subwords=TABLE), net(ids, subwords=no_ngrams))  # the n-grams still count
     net.eval()
     assert not torch.allclose(net(ids, subwords=TABLE), net(ids, subwords=unseen))
