@@ -21,14 +21,9 @@ after (``"post"``). The classifier ignores padding either way (it reads the true
 Speed: one compiled regular expression per sentence and dictionary look-ups; padding is vectorised with numpy.
 SST-2's 67k training phrases tokenise, count and encode in about a second (see tests/test_text.py).
 
-Subwords (optional, ``SubwordConfig``; fastText, Bojanowski et al. 2017): each token also gets the ids of its
-character n-grams (``min_n``..``max_n`` characters of ``<token>``, the angle brackets marking the word's start and
-end), hashed into ``buckets`` with 32-bit FNV-1a over the UTF-8 bytes: the same ids in every process and on every
-machine (Python's ``hash()`` of a string changes per process). A word outside the vocabulary ("unfunny") then
-still shares n-grams ("<un", "unf", "funny", "nny>") with words the model has learnt. :meth:`Tokenizer.encode_types`
-gives the classifier *type* ids instead of word ids plus one table per encoded set, type → (word id, n-gram ids),
-so each distinct token's n-grams are stored once (SST-2 train: ~15k types × ≤ 78 n-grams) rather than per token
-occurrence. ``encode_model_input`` is what every consumer (training, evaluation, the pyfunc model) calls.
+Subwords (optional, ``lstm_lab.data.subwords``): with a ``SubwordConfig`` the tokenizer also hashes each token's
+character n-grams, and :meth:`Tokenizer.encode_model_input` (what training, evaluation and serving all call) gives
+type ids and their table instead of word ids, so a word outside the vocabulary keeps its n-grams.
 """
 
 from __future__ import annotations
@@ -44,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from lstm_lab.data.subwords import Ngrams, SubwordConfig, number_types, type_table
 from lstm_lab.errors import LstmLabError
 
 PAD, OOV = 0, 1
@@ -188,53 +184,6 @@ def left_align(ids: np.ndarray, pad: int = PAD) -> tuple[np.ndarray, np.ndarray]
     return out, lengths
 
 
-@dataclass(frozen=True)
-class SubwordConfig:
-    min_n: int = 3  # n-gram lengths, counted with the boundary markers: "<unfunny>" → "<un", ..., "funny", "nny>"
-    max_n: int = 5
-    buckets: int = 65_536  # hashed n-gram ids 0..buckets-1 (collisions share a vector, as in fastText)
-
-    def __post_init__(self):
-        checks = {
-            "min_n": isinstance(self.min_n, int) and self.min_n >= 1,
-            "max_n": isinstance(self.max_n, int) and self.max_n >= self.min_n,
-            "buckets": isinstance(self.buckets, int) and self.buckets >= 1,
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise LstmLabError(f"subword config: {name}={getattr(self, name)!r} is not valid")
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SubwordConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise LstmLabError(f"subword config: unknown key(s) {unknown}; known: {sorted(known)}")
-        return cls(**data)
-
-
-_FNV_OFFSET, _FNV_PRIME, _MASK32 = 2166136261, 16777619, 0xFFFFFFFF
-
-
-def fnv1a(data: bytes) -> int:
-    """32-bit FNV-1a, the hash fastText buckets its n-grams with: stable across processes, unlike ``hash()``."""
-    h = _FNV_OFFSET
-    for byte in data:
-        h = ((h ^ byte) * _FNV_PRIME) & _MASK32
-    return h
-
-
-def char_ngrams(token: str, min_n: int = 3, max_n: int = 5) -> list[str]:
-    """The character n-grams of ``<token>`` (boundary markers included), shortest first, left to right."""
-    marked = f"<{token}>"
-    return [marked[i : i + n] for n in range(min_n, max_n + 1) for i in range(len(marked) - n + 1)]
-
-
-def subword_ids(token: str, config: SubwordConfig) -> list[int]:
-    """Hashed bucket ids (0..buckets-1) of the token's n-grams; duplicates kept (they weigh twice, as in fastText)."""
-    return [fnv1a(g.encode("utf-8")) % config.buckets for g in char_ngrams(token, config.min_n, config.max_n)]
-
-
 class Tokenizer:
     """Vocabulary + text config. Build with :meth:`fit` on the training split; store with :meth:`to_dict`."""
 
@@ -252,7 +201,7 @@ class Tokenizer:
         self.index = {token: i for i, token in enumerate(vocab)}
         self.train_texts, self.train_tokens = train_texts, train_tokens
         self.subwords = subwords
-        self._ngram_cache: dict[str, list[int]] = {}  # token → its n-gram ids, hashed once per process
+        self._ngrams = Ngrams(subwords) if subwords is not None else None
 
     def __len__(self) -> int:
         return len(self.vocab)
@@ -301,40 +250,19 @@ class Tokenizer:
         ids = pad_sequences(flat, lengths, c.max_length, c.padding, c.truncating)
         return ids, np.minimum(lengths, c.max_length)
 
-    def token_subwords(self, token: str) -> list[int]:
-        """The token's n-gram bucket ids (empty for PAD and OOV, and without subwords configured)."""
-        if self.subwords is None or token in (PAD_TOKEN, OOV_TOKEN):
-            return []
-        ids = self._ngram_cache.get(token)
-        if ids is None:
-            ids = self._ngram_cache[token] = subword_ids(token, self.subwords)
-        return ids
-
     def encode_types(self, texts: Sequence[str], *, pretokenized: bool = False, progress: bool | None = None
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Type ids (N, max_length) int32, padded and truncated like :meth:`encode_padded`, their lengths (N,), and
-        the types' table (K, 1 + G) int32: column 0 the type's word id (its vocabulary id, or OOV), columns 1.. its
-        n-gram bucket ids + 1, 0 filling the rows of types with fewer than G n-grams.
-
-        Type 0 is PAD (word id 0, no n-grams), so padding is 0 in both id spaces; the other types are numbered in
-        order of first occurrence, so the same texts always give the same ids. The table covers these texts
-        only: each encoded set (train, val, test, a request to the served model) carries its own."""
+        the types' table (K, 1 + G) int32 (``subwords.type_table``: word id, or OOV, then n-gram ids + 1). Type 0
+        is PAD, so padding is 0 in both id spaces; the table covers these texts only (each encoded set, a request
+        to the served model too, carries its own)."""
         token_lists = texts if pretokenized else tokenize_all(texts, self.config, progress)
-        types: dict[str, int] = {PAD_TOKEN: 0}
-        setdefault = types.setdefault
-        lengths = np.fromiter((len(t) for t in token_lists), dtype=np.int64, count=len(token_lists))
-        flat = np.fromiter((setdefault(t, len(types)) for t in chain.from_iterable(token_lists)), dtype=np.int32,
-                           count=int(lengths.sum()))
-        get = self.index.get
-        grams = [self.token_subwords(t) for t in types]  # dicts keep insertion order: row k is type k
-        table = np.zeros((len(types), 1 + max(1, max(map(len, grams)))), dtype=np.int32)
-        table[:, 0] = np.fromiter((get(t, OOV) for t in types), dtype=np.int32, count=len(types))
-        table[0, 0] = PAD
-        for k, row in enumerate(grams):
-            table[k, 1 : 1 + len(row)] = np.asarray(row, dtype=np.int64) + 1  # + 1: 0 is "no n-gram"
-        c = self.config
-        ids = pad_sequences(flat, lengths, c.max_length, c.padding, c.truncating)
-        return ids, np.minimum(lengths, c.max_length), table
+        flat, lengths, types = number_types(token_lists, PAD_TOKEN)
+        get, ngrams = self.index.get, self._ngrams or (lambda token: [])
+        table = type_table([PAD] + [get(t, OOV) for t in types[1:]],
+                           [[]] + [[] if t == OOV_TOKEN else ngrams(t) for t in types[1:]])
+        ids = pad_sequences(flat, lengths, self.config.max_length, self.config.padding, self.config.truncating)
+        return ids, np.minimum(lengths, self.config.max_length), table
 
     def encode_model_input(self, texts: Sequence[str], *, pretokenized: bool = False, progress: bool | None = None
                            ) -> tuple[np.ndarray, np.ndarray | None]:
