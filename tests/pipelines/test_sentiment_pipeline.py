@@ -455,11 +455,10 @@ def run_in_process(root: Path):
         return session.run(pipeline_names=["sentiment"], runner=SequentialRunner())
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    """One successful run on 500 UCI sentences; the bad-input cases then fail against its outputs."""
-    root = make_project(tmp_path_factory.mktemp("sentiment") / "project", local_params=None)
-    write_yaml(root / "conf/local/parameters_sentiment.yml", TINY)
+def run_tiny_project(folder, params: dict):
+    """A project whose sentiment run on 500 UCI sentences (``params``: its local parameters) has succeeded."""
+    root = make_project(folder / "project", local_params=None)
+    write_yaml(root / "conf/local/parameters_sentiment.yml", params)
     write_yaml(root / "conf/local/catalog.yml", CATALOG)
     (root / "data/01_raw/reviews.txt").write_text(reviews(), encoding="utf-8")
     with pytest.MonkeyPatch.context() as mp:
@@ -467,6 +466,12 @@ def project(tmp_path_factory):
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         run_in_process(root)
     return root
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """One successful run on 500 UCI sentences; the bad-input cases then fail against its outputs."""
+    return run_tiny_project(tmp_path_factory.mktemp("sentiment"), TINY)
 
 
 @pytest.mark.slow
@@ -666,16 +671,8 @@ def test_a_tokenizer_fitted_without_the_configured_subwords_is_refused(tmp_path)
 @pytest.fixture(scope="module")
 def subword_project(tmp_path_factory):
     """The end-to-end run with subwords on (hashed into 1024 buckets)."""
-    root = make_project(tmp_path_factory.mktemp("sentiment_subwords") / "project", local_params=None)
     tiny = {"sentiment": {**TINY["sentiment"], "embedding": {"dim": 8, "subwords": {"buckets": 1024}}}}
-    write_yaml(root / "conf/local/parameters_sentiment.yml", tiny)
-    write_yaml(root / "conf/local/catalog.yml", CATALOG)
-    (root / "data/01_raw/reviews.txt").write_text(reviews(), encoding="utf-8")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(root)
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        run_in_process(root)
-    return root
+    return run_tiny_project(tmp_path_factory.mktemp("sentiment_subwords"), tiny)
 
 
 @pytest.mark.slow

@@ -18,17 +18,17 @@ n-grams are stored once (SST-2 train: ~15k types × ≤ 78 n-grams), not once pe
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from itertools import chain
-from typing import Any
 
 import numpy as np
 
-from lstm_lab.errors import LstmLabError
+from lstm_lab.data.settings import CheckedSettings
 
 
 @dataclass(frozen=True)
-class SubwordConfig:
+class SubwordConfig(CheckedSettings):
+    label = "subword config"
     min_n: int = 3  # n-gram lengths, counted with the boundary markers: "<unfunny>" → "<un", ..., "funny", "nny>"
     max_n: int = 5
     buckets: int = 65_536  # hashed n-gram ids 0..buckets-1 (collisions share a vector, as in fastText)
@@ -39,17 +39,8 @@ class SubwordConfig:
             "max_n": isinstance(self.max_n, int) and self.max_n >= self.min_n,
             "buckets": isinstance(self.buckets, int) and self.buckets >= 1,
         }
-        for name, ok in checks.items():
-            if not ok:
-                raise LstmLabError(f"subword config: {name}={getattr(self, name)!r} is not valid")
+        self._refuse(checks)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SubwordConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise LstmLabError(f"subword config: unknown key(s) {unknown}; known: {sorted(known)}")
-        return cls(**data)
 
 
 _FNV_OFFSET, _FNV_PRIME, _MASK32 = 2166136261, 16777619, 0xFFFFFFFF

@@ -33,13 +33,14 @@ import sys
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from itertools import chain
 from typing import Any
 
 import numpy as np
 
 from lstm_lab.data.subwords import Ngrams, SubwordConfig, number_types, type_table
+from lstm_lab.data.settings import CheckedSettings
 from lstm_lab.errors import LstmLabError
 
 PAD, OOV = 0, 1
@@ -63,7 +64,8 @@ _QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u201c": 
 
 
 @dataclass(frozen=True)
-class TextConfig:
+class TextConfig(CheckedSettings):
+    label = "text config"
     unicode_form: str | None = "NFKC"  # NFC | NFKC | NFD | NFKD | None (no normalisation)
     lowercase: bool = True
     punctuation: str = "split"  # split: own tokens | strip: removed | keep: whitespace split only
@@ -84,17 +86,8 @@ class TextConfig:
             "padding": self.padding in ("pre", "post"),
             "truncating": self.truncating in ("pre", "post"),
         }
-        for name, ok in checks.items():
-            if not ok:
-                raise LstmLabError(f"text config: {name}={getattr(self, name)!r} is not valid")
+        self._refuse(checks)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TextConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise LstmLabError(f"text config: unknown key(s) {unknown}; known: {sorted(known)}")
-        return cls(**data)
 
 
 def normalize(text: str, config: TextConfig = TextConfig()) -> str:
