@@ -22,6 +22,7 @@ from typing import Any
 from kedro.framework.hooks import hook_impl
 
 from lstm_lab import staging
+from lstm_lab.interrupts import raise_if_swallowed
 from lstm_lab.params import parameter_keys, params_key, swept_task
 
 
@@ -149,6 +150,7 @@ class ProjectHooks:
         if self._run is not None and not RUN_NOT_NEEDED_TAGS & set(node.tags):
             self._run.wait()  # MLflow's start, in the background until now; raises its error, if any
         self._node = node.name
+        raise_if_swallowed()  # a Ctrl+C / SIGTERM whose exception a finaliser swallowed: no further node starts
         self._nodes_started += 1
         progress.info("Running node: %s (%d/%d)", node.name, self._nodes_started, self._nodes_total)
 

@@ -36,8 +36,23 @@ class RunInterrupted(BaseException):
         return 128 + self.signum
 
 
+# Signals whose RunInterrupted the handler raised inside signals_raise(), newest last. Python prints and drops an
+# exception raised while a finaliser or a weakref callback runs ("Exception ignored in ..."): a signal landing
+# there (seen under load, in SQLAlchemy's weakref callback during garbage collection) would be lost and the run go
+# on. ``raise_if_swallowed`` raises it again at the next batch or node.
+_caught: list[int] = []
+
+
 def _raise(signum, frame) -> None:
+    _caught.append(signum)
     raise RunInterrupted(signum)
+
+
+def raise_if_swallowed() -> None:
+    """Raise :class:`RunInterrupted` again for a signal caught inside ``signals_raise()`` (called at every
+    training batch and before every node: where a lost one must stop the run)."""
+    if _caught:
+        raise RunInterrupted(_caught[-1])
 
 
 @contextmanager
@@ -52,5 +67,6 @@ def signals_raise() -> Iterator[None]:
     try:
         yield
     finally:
+        _caught.clear()
         for signum, handler in previous.items():
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)

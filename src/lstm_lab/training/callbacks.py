@@ -9,6 +9,8 @@ from pathlib import Path
 import lightning.pytorch as pl
 import torch
 
+from lstm_lab.interrupts import raise_if_swallowed
+
 
 def epoch_metrics(trainer: pl.Trainer) -> dict[str, float]:
     """The epoch's logged metrics, plus ``lr``: the optimiser's learning rate when the epoch's training ends
@@ -166,3 +168,14 @@ def compact_progress_bar() -> pl.Callback:
             return out
 
     return CompactProgressBar()
+
+
+class InterruptCheck(pl.Callback):
+    """Stops the fit at the next batch for a Ctrl+C / SIGTERM whose exception Python swallowed (it landed in a
+    finaliser; ``lstm_lab.interrupts``): the run then ends interrupted instead of training on."""
+
+    def on_train_batch_end(self, *args, **kwargs) -> None:
+        raise_if_swallowed()
+
+    def on_validation_batch_end(self, *args, **kwargs) -> None:
+        raise_if_swallowed()

@@ -43,7 +43,8 @@ from lstm_lab.errors import LstmLabError
 from lstm_lab.schema import StrictModel
 from lstm_lab.training import distributed, resume
 from lstm_lab.tracking.store import MlflowTarget
-from lstm_lab.training.callbacks import EpochHistory, InitialValidation, compact_progress_bar, read_history
+from lstm_lab.training.callbacks import (EpochHistory, InitialValidation, InterruptCheck, compact_progress_bar,
+                                         read_history)
 from lstm_lab.training.config import TrainingConfig, check_monitor
 from lstm_lab.training.module import route_lightning_logs
 from lstm_lab.training.task import Task, get_task
@@ -234,7 +235,7 @@ def fit(
         history = EpochHistory(ckpt_dir / distributed.HISTORY_FILE)
         monitor, mode = cfg.monitor, cfg.monitor_mode
         best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode=mode, save_top_k=1)
-        all_callbacks: list[pl.Callback] = [history, best, *callbacks]
+        all_callbacks: list[pl.Callback] = [history, best, InterruptCheck(), *callbacks]
         untrained = None
         if getattr(module, "initial_validation", False):
             all_callbacks.insert(0, InitialValidation())  # first: the others read its value
