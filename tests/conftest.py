@@ -118,6 +118,14 @@ def kedro(root: Path, *args: str, env: dict | None = None, timeout: int = 600) -
     )
 
 
+def run_python(code: str, timeout: int = 120) -> subprocess.CompletedProcess:
+    """``code`` in a fresh interpreter of this venv (its own imports and process state); fails the test with the
+    end of its stderr when it exits non-zero."""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done
+
+
 def mlflow_client(root: Path):
     from mlflow import MlflowClient
 

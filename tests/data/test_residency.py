@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,6 +11,7 @@ from lstm_lab.data.panel_scaling import PanelScaler
 from lstm_lab.data.panel_windows import ForecastOrigins, PanelWindows
 from lstm_lab.data.residency import mapped_bytes, read_windows, release
 from lstm_lab.training.resume import data_digest
+from tests.conftest import run_python
 
 MiB = 1 << 20
 
@@ -156,6 +155,5 @@ def test_the_array_path_of_panels_does_not_import_pandas():
         "PanelWindows(panel, 'train', 24, 10).__getitems__([0, 5]); ForecastOrigins(panel, 24, 10)[1]\n"
         "print('pandas' in sys.modules)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = run_python(code)
     assert done.stdout.strip() == "False"

@@ -13,7 +13,6 @@ import hashlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,7 +22,8 @@ import pytest
 
 from lstm_lab import interrupts
 from lstm_lab.interrupts import RunInterrupted, signals_raise
-from tests.conftest import BIN, TINY_FORECAST, deep_merge, kedro, make_project, mlflow_client, project_env, write_yaml
+from tests.conftest import (BIN, TINY_FORECAST, deep_merge, kedro, make_project, mlflow_client, project_env,
+                            run_python, write_yaml)
 
 pytestmark = pytest.mark.slow
 
@@ -169,8 +169,7 @@ def test_a_signal_swallowed_by_a_finaliser_still_stops_the_run():
         "raise_if_swallowed()  # outside the block: forgotten\n"
         "print('cleared', flush=True)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = run_python(code, timeout=60)
     assert done.stdout.split("\n")[:3] == ["went on", "stopped 143", "cleared"]
     assert "Exception ignored" in done.stderr  # the lost exception, as Python reports it
 

@@ -9,8 +9,6 @@ import hashlib
 import os
 import pathlib
 import random
-import subprocess
-import sys
 import time
 import urllib.request
 import zipfile
@@ -25,6 +23,7 @@ from lstm_lab.checkpoints import load_checkpoint_file, save_checkpoint
 from lstm_lab.data import download
 from lstm_lab.datasets import AtomicParquetDataset, TorchCheckpointDataset
 from lstm_lab.errors import LstmLabError
+from tests.conftest import run_python
 
 
 def one_line_error(info: pytest.ExceptionInfo) -> str:
@@ -301,5 +300,4 @@ def test_the_data_helpers_do_not_import_kedro_torch_or_pandas():
             "lstm_lab.data.chars; "
             "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('kedro', 'torch', 'pandas')); "
             "assert not heavy, heavy")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = run_python(code)

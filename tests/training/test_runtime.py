@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -12,6 +10,7 @@ import torch
 
 from lstm_lab.training import runtime
 from lstm_lab.training.config import TrainingConfig
+from tests.conftest import run_python
 
 
 def flushing() -> bool:
@@ -141,8 +140,7 @@ def test_flush_reaches_intra_op_threads_when_set_on_import():
         "x = torch.full((1 << 22,), 1e-40, dtype=torch.float32)\n"  # split across the intra-op threads
         "print(int((x * 1).count_nonzero()))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
+    done = run_python(code)
     assert done.stdout.strip() == "0"
 
 
@@ -174,6 +172,5 @@ def test_an_import_in_another_thread_still_finds_modules_when_the_hook_is_disarm
         "runtime.flush_denormal_on_import()\n"  # torch loaded: flushes at once
         "print(int((torch.tensor([1e-40]) * 1).count_nonzero()))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = run_python(code)
     assert done.stdout.split() == ["1", "0"]
