@@ -26,6 +26,8 @@ import os
 
 import numpy as np
 
+from lstm_lab.data.windowing import gather
+
 SHARED_MODES = frozenset({"r", "r+", "w+"})  # np.memmap's normalised modes of a MAP_SHARED mapping
 
 
@@ -56,11 +58,11 @@ def _file_position(values: np.ndarray) -> tuple[str, int] | None:
 
 def read_windows(values: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
     """``out[i] = values[starts[i] : starts[i] + length]`` for every i: a new (B, length, F) array. A shared
-    memmap is read from its file (``pread``, nothing mapped); any other array by one fancy index."""
+    memmap is read from its file (``pread``, nothing mapped); any other array by ``windowing.gather``."""
     starts = np.asarray(starts, dtype=np.int64)
     where = _file_position(values)
     if where is None:
-        return np.asarray(values[starts[:, None] + np.arange(length)])
+        return np.asarray(gather(values, starts, length))
     if starts.size and (starts.min() < 0 or starts.max() + length > len(values)):
         raise IndexError(f"windows of {length} rows from {starts.min()}..{starts.max()}: outside 0..{len(values)}")
     filename, position = where
