@@ -14,7 +14,7 @@ dev.tsv (both parts of GLUE train) are pooled, 10 % of the whole sentences are h
 found only inside them leave training.
 
     .venv/bin/python benchmarks/sst2.py                         # the configurations below, 12-18 CPU-min each
-    .venv/bin/python benchmarks/sst2.py --only sent-wd          # one of them
+    .venv/bin/python benchmarks/sst2.py --only sent-wd-sub      # one of them (conf/sst2 as committed)
     .venv/bin/python benchmarks/sst2.py --uci                   # the UCI sentences (conf/uci_recipe) with the recipe
     .venv/bin/python benchmarks/sst2.py --quick                 # a smoke test: 1 epoch on 2 % of the batches
 
@@ -22,8 +22,8 @@ Seed-averaged ensembles: train disjoint seed ranges in copies of the project (``
 runs write under each copy's data/), e.g. side by side, then pool them (nothing is trained again):
 
     PY=$PWD/.venv/bin/python   # this project's venv serves every copy (the package is installed editable)
-    (cd copy1 && $PY benchmarks/sst2.py --data $SST2 --only sent-wd --seeds 5 --param sentiment.training.seed=42)
-    (cd copy2 && ... --param sentiment.training.seed=47)   (cd copy3 && ... seed=52)
+    (cd copy1 && $PY benchmarks/sst2.py --data $SST2 --only sent-wd-sub --seeds 3 --param sentiment.training.seed=42)
+    (cd copy2 && ... --param sentiment.training.seed=45)   (cd copy3 && ... seed=48)
     $PY benchmarks/sst2.py --combine copy1 copy2 copy3
 
 Selection uses dev only: each member keeps its best epoch by ``training.monitor`` (highest dev accuracy, or lowest
@@ -61,19 +61,21 @@ PUBLISHED = [  # SST-2 accuracy (%), GLUE dev = our test.tsv
     ("Tai et al. 2015, BiLSTM", 87.5),
 ]
 
-# name → (what it is, extra --params on top of conf/sst2/parameters_sentiment.yml)
+# name → (what it is, extra --params on top of conf/sst2/parameters_sentiment.yml). conf/sst2 has had subwords on
+# since 2026-12-01; the configurations measured before then turn them off, so every name means what it meant.
+NO_SUBWORDS = "sentiment.embedding.subwords=null"
 CONFIGS = {
     "phrase-dev": ("BiLSTM(128) mean, dropout 0.3/0.3 (run D), dev = random 10 % of the phrases (the old protocol)",
-                   ["sentiment.split.holdout=phrases", "sentiment.weight_drop=0.0"]),
-    "sent": ("run D, dev = 689 held-out whole sentences", ["sentiment.weight_drop=0.0"]),
-    "sent-wd": ("run D + weight drop 0.5 on W_hh, sentence dev, selected on dev accuracy (conf/sst2 as committed)",
-                []),
+                   ["sentiment.split.holdout=phrases", "sentiment.weight_drop=0.0", NO_SUBWORDS]),
+    "sent": ("run D, dev = 689 held-out whole sentences", ["sentiment.weight_drop=0.0", NO_SUBWORDS]),
+    "sent-wd": ("run D + weight drop 0.5 on W_hh, sentence dev, selected on dev accuracy (conf/sst2 of 2026-11-30)",
+                [NO_SUBWORDS]),
     "sent-wd-loss": ("sent-wd selected on dev loss (training.monitor=val_loss: conf/sst2 before 2026-11-30)",
-                     ["sentiment.training.monitor=val_loss"]),
+                     ["sentiment.training.monitor=val_loss", NO_SUBWORDS]),
     "sent-wd-vocab": ("sent-wd with every training word in the vocabulary (13,962 ids instead of 10,000)",
-                      ["sentiment.text.max_size=15000"]),
+                      ["sentiment.text.max_size=15000", NO_SUBWORDS]),
     "sent-wd-sub": ("sent-wd + fastText-style subwords: word vector + mean of the hashed 3..5-gram vectors (2^16 "
-                    "buckets)", ["sentiment.embedding.subwords.buckets=65536"]),
+                    "buckets; conf/sst2 as committed)", []),
 }
 UCI_FILES = ("yelp", "amazon_cells", "imdb")
 
@@ -242,25 +244,25 @@ def section(rows: list[dict], args, total: float, load: tuple[float, float]) -> 
 
 
 def uci(args, extra: list[str]) -> list[str]:
-    """The recipe on the UCI sentences (conf/uci: Yelp + Amazon + IMDb pooled, 80/10/10 seeded split); test
-    accuracy per source file is read back from the predictions (each test sentence found in its file)."""
+    """The recipe on the UCI sentences (conf/uci: Yelp + Amazon + IMDb pooled, 80/10/10 seeded split), with the test
+    accuracy of every member and of the ensemble per source file."""
     sources = {}
     for name in UCI_FILES:
         for line in (args.uci_data / f"{name}_labelled.txt").read_text(encoding="utf-8").splitlines():
             if "\t" in line:
                 sources.setdefault(line.rsplit("\t", 1)[0].strip(), name)
+    load = os.getloadavg()[0]
     wall = kedro_run("uci_recipe", [f"uci_dir={args.uci_data.resolve()}", f"sentiment.ensemble={args.seeds}", *extra])
     metrics, history, ensemble, monitor = outputs("uci_recipe")
     r = summarise("uci", f"the sst2 recipe, selected on {monitor}", metrics, history, ensemble, monitor, wall)
     pairs = pair_ensembles("uci_recipe")
-    predictions = pd.read_csv(REPO / "data" / "07_model_output" / "uci_recipe" / "sentiment_predictions.csv")
-    predictions["source"] = predictions["text"].map(lambda t: sources.get(str(t).strip(), "?"))
-    per = predictions.assign(ok=predictions["label"] == predictions["predicted"]).groupby("source")["ok"]
+    per_source = source_accuracies("uci_recipe", sources)
     lines = ["", "### UCI sentences with the same recipe", "",
              "- command: `.venv/bin/python benchmarks/sst2.py --uci` (`kedro run --env=uci_recipe`: the three files "
              "pooled, 2,400/300/300 sentences, dev = a random 10 %; conf/uci_recipe/parameters_sentiment.yml holds the "
              f"recipe of conf/sst2; `sentiment.ensemble={args.seeds}`)",
-             f"- wall time: {wall:.0f} s", "",
+             f"- machine: {machine()}; load average {load:.2f} at the start, {os.getloadavg()[0]:.2f} at the end",
+             f"- wall time: {wall:.0f} s"] + ([f"- note: {args.note}"] if args.note else []) + ["",
              "| seed | dev acc % | test acc % | epochs (best) |", "|---|---|---|---|"]
     lines += [f"| {s['seed']} | {s['dev_acc']:.2f} | {s['test_acc']:.2f} | {s['epochs']} ({s['best_epoch']}) |"
               for s in r["seeds"]]
@@ -268,10 +270,28 @@ def uci(args, extra: list[str]) -> list[str]:
     lines += ["", f"Single models: test {r['test_mean']:.2f} % ± {r['test_std']:.2f} (min–max {min(test):.2f}–"
               f"{max(test):.2f}); ensemble of {args.seeds}: test {r['ens_test']:.2f} % (ROC-AUC {r['ens_auc']:.4f})"
               + (f"; ensembles of 2: {statistics.mean(pairs):.2f} % ({min(pairs):.2f}–{max(pairs):.2f})" if pairs
-                 else "") + ". "
-              "Ensemble test accuracy per source: "
-              + ", ".join(f"{s} {100 * v.mean():.1f} % ({v.size} sentences)" for s, v in per) + "."]
+                 else "") + ".", "",
+              "| source (test sentences) | single models: test acc %, mean ± sd | min–max | ensemble: test acc % |",
+              "|---|---|---|---|"]
+    for name, (count, singles, ens) in per_source.items():
+        sd = statistics.stdev(singles) if len(singles) > 1 else 0.0
+        lines.append(f"| {name} ({count}) | {statistics.mean(singles):.2f} ± {sd:.2f} | {min(singles):.2f}–"
+                     f"{max(singles):.2f} | {ens:.2f} |")
     return lines
+
+
+def source_accuracies(env: str, sources: dict[str, str]) -> dict[str, tuple[int, list[float], float]]:
+    """Per source file of the pooled test split: its sentence count, each member's test accuracy (%) and the
+    ensemble's, from the run's saved members (a sentence is attributed to the file it was read from)."""
+    probs, labels, _ = member_probabilities(env)
+    corpus = pd.read_parquet(REPO / "data" / "02_intermediate" / env / "sentiment_corpus.parquet")
+    names = corpus.loc[corpus["split"] == "test", "text"].map(lambda t: sources.get(str(t).strip(), "?")).to_numpy()
+    out = {}
+    for name in sorted(set(names)):
+        rows = names == name
+        singles = [100 * float(((p[rows] > 0.5) == labels[rows]).mean()) for p in probs]
+        out[name] = (int(rows.sum()), singles, ensemble_accuracy([p[rows] for p in probs], labels[rows]))
+    return out
 
 
 def main() -> None:
