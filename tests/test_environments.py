@@ -1,0 +1,80 @@
+"""The data environments (conf/etth1, conf/m4, conf/sst2, conf/uci, conf/uci_recipe) leave the default run alone.
+
+An environment's catalog entry replaces the base entry whole, so an output the environment forgets to name is
+written to the base path: an ETTh1 or M4 run would overwrite the CO2 run's files that dvc.lock tracks. And a
+model trained on other data must not compete with the default model for ``models:/<name>@champion`` (test
+scores of different data sets are not comparable), while the prediction pipeline of that environment must ask
+for the environment's own model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lstm_lab.config_loader import ProjectConfigLoader
+from lstm_lab.params import validate
+from lstm_lab.pipeline_registry import register_pipelines
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+# The path each environment reads its data from (a runtime parameter); any value resolves the catalog.
+RUNTIME = {"etth1_csv": "/in/ETTh1.csv", "m4_dir": "/in/m4", "sst2_dir": "/in/sst2", "uci_dir": "/in/uci"}
+TASKS = ("forecast", "sentiment")
+# Environments whose test set is the default run's own (SST-2's GLUE dev): their models may compete with it.
+SAME_TEST_DATA = {"sst2"}
+ENVIRONMENTS = sorted(p.name for p in CONF.iterdir() if (p / "catalog.yml").is_file() and p.name != "base")
+
+
+def config(env: str | None) -> tuple[dict, dict]:
+    loader = ProjectConfigLoader(str(CONF), env=env, base_env="base", default_run_env="local",
+                                 merge_strategy={"parameters": "soft"}, runtime_params=RUNTIME)
+    return loader["catalog"], loader["parameters"]
+
+
+def task_of(env: str) -> str:
+    """The pipeline an environment is for: the one whose raw data its own catalog names."""
+    own = {line.split(":")[0] for line in (CONF / env / "catalog.yml").read_text().splitlines() if line[:1].isalpha()}
+    (task,) = [t for t in TASKS if f"{t}_raw" in own]
+    return task
+
+
+def where(entry: dict) -> str | None:
+    return entry.get("filepath") or entry.get("folder")
+
+
+def test_every_data_environment_is_checked():
+    assert set(ENVIRONMENTS) == {"etth1", "m4", "sst2", "uci", "uci_recipe"}
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_an_environment_writes_every_output_under_its_own_folders(env):
+    base, _ = config(None)
+    catalog, _ = config(env)
+    task, pipelines = task_of(env), register_pipelines()
+    for name in sorted((pipelines[task] + pipelines[f"predict_{task}"]).all_outputs()):
+        if name not in base or where(base[name]) is None:
+            continue  # a memory dataset between two nodes
+        path = where(catalog[name])
+        assert path != where(base[name]), f"conf/{env}: {name} is written to the default run's {path}"
+        assert f"/{env}/" in f"{path}/", f"conf/{env}: {name} is written to {path}, outside data/*/{env}/"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_an_environment_registers_and_predicts_with_its_own_model(env):
+    task = task_of(env)
+    _, params = config(env)
+    _, base = config(None)
+    registered = params[task]["serving"]["registered_model"]
+    if env not in SAME_TEST_DATA:
+        assert registered != base[task]["serving"]["registered_model"], f"conf/{env} competes with the default"
+    assert params[f"predict_{task}"]["registered_model"] == registered
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_an_environment_s_parameters_are_valid(env):
+    """What `kedro run --env=<env>` validates before anything runs: the task's and its prediction pipeline's."""
+    task = task_of(env)
+    _, params = config(env)
+    for key in (task, f"predict_{task}", f"tune_{task}"):
+        validate(key, params[key], f"conf/{env}")
