@@ -72,7 +72,7 @@ def main() -> None:
         sys.exit(f"{args.data}: ETTh1.csv not found; pass --data /path/to/ETTh1.csv")
 
     published = anchors(args.anchors)
-    rows = []
+    rows, load_start = [], os.getloadavg()
     for horizon in args.horizons:
         metrics, wall = run_horizon(args.data, horizon, args.param)
         lstm = metrics["lstm"]
@@ -99,6 +99,9 @@ def main() -> None:
         "",
         f"- date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}",
         f"- machine: {machine()}",
+        f"- load average (1/5/15 min) at the start: {' / '.join(f'{x:.2f}' for x in load_start)}, at the end: "
+        f"{' / '.join(f'{x:.2f}' for x in os.getloadavg())}",
+        "- one seed per horizon (forecast.training.seed 42); three seeds at horizon 24: benchmarks/results/forecast_seeds.md",
         f"- command: `{' '.join(['python', 'benchmarks/etth1_univariate.py', *sys.argv[1:]])}`",
         "- config: conf/etth1/parameters_forecast.yml (lookback 168, LSTM(64), residual on last value, Adam, early stop)",
         f"- total wall time: {sum(r['wall_s'] for r in rows):.0f} s",

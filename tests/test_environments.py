@@ -16,6 +16,7 @@ import pytest
 from lstm_lab.config_loader import ProjectConfigLoader
 from lstm_lab.params import validate
 from lstm_lab.pipeline_registry import register_pipelines
+from lstm_lab.settings import CONFIG_LOADER_ARGS
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 # The path each environment reads its data from (a runtime parameter); any value resolves the catalog.
@@ -27,8 +28,7 @@ ENVIRONMENTS = sorted(p.name for p in CONF.iterdir() if (p / "catalog.yml").is_f
 
 
 def config(env: str | None) -> tuple[dict, dict]:
-    loader = ProjectConfigLoader(str(CONF), env=env, base_env="base", default_run_env="local",
-                                 merge_strategy={"parameters": "soft"}, runtime_params=RUNTIME)
+    loader = ProjectConfigLoader(str(CONF), env=env, runtime_params=RUNTIME, **CONFIG_LOADER_ARGS)  # as Kedro's
     return loader["catalog"], loader["parameters"]
 
 

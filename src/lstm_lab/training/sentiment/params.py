@@ -90,7 +90,7 @@ class VectorsParams(StrictModel):
 
 
 class SubwordParams(StrictModel):
-    """fastText-style subword vectors (lstm_lab/data/text.py): a token's vector is its word vector (OOV's outside
+    """fastText-style subword vectors (lstm_lab/data/subwords.py): a token's vector is its word vector (OOV's outside
     the vocabulary) plus the mean (or sum) of the vectors of its character n-grams, hashed into ``buckets``."""
 
     min_n: int = Field(3, ge=1)  # n-gram lengths, the boundary markers < > included

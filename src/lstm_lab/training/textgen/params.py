@@ -31,7 +31,7 @@ class SplitParams(StrictModel):
 
 class WindowParams(StrictModel):
     # Truncated BPTT: each batch row is a stream read in chunks of `length` characters, the LSTM state carried
-    # from chunk to chunk (lstm_lab/training/textgen.py). One training window = length + 1 characters.
+    # from chunk to chunk (lstm_lab/training/textgen/module.py). One training window = length + 1 characters.
     length: int = Field(128, ge=1)
 
 
