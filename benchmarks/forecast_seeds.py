@@ -12,7 +12,8 @@ walk (14,400 daily values, data seed 0), for which the last value is the best fo
 a CSV and run through conf/etth1 (whose catalog reads any CSV named by ``etth1_csv``; same rows split, lookback 168,
 horizon 24) with daily frequency. The untrained residual forecaster *is* the naive forecast and is validated
 before the first epoch, so training can keep it; the results give the test scores against naive and the epoch
-each seed kept (0 = the untrained, naive-equivalent weights).
+each seed kept (0 = the untrained, naive-equivalent weights). Like every run of conf/etth1, it writes under
+data/*/etth1/ (the ETTh1 run's files there are replaced; nothing is registered: ``forecast.serving.register=false``).
 
     .venv/bin/python benchmarks/forecast_seeds.py                      # CO2 (default), ETTh1 h24, random walk
     .venv/bin/python benchmarks/forecast_seeds.py --configs co2 --seeds 1 2 3 --results /tmp/seeds.md
@@ -135,7 +136,8 @@ def main(argv=None) -> int:
         if horizon is not None:
             for model, (mse, mae) in anchors(SHARED / "anchors/forecasting_anchors.csv", horizon).items():
                 lines.append(f"| {model} (Informer, Table 1) | {mse:.4f} | {mae:.4f} |")
-        lines += ["", "| seed | " + " | ".join(scores) + " | kept epoch (0 = untrained) | wall s | load (1 min) before |",
+        lines += ["", "| seed | " + " | ".join(scores) + " | kept epoch (0 = untrained) | wall s | load (1 min) "
+                  "before |",
                   "|---" * (len(scores) + 4) + "|"]
         for seed, m, kept, wall, load in rows:
             lines.append(f"| {seed} | " + " | ".join(f"{m['lstm'][k]:.4f}" for k in scores) +

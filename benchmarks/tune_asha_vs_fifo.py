@@ -57,7 +57,8 @@ def sweep(data: Path, scheduler: dict, max_epochs: int, storage: Path) -> dict:
     runtime = {
         "etth1_csv": str(data.resolve()),
         "forecast": {"window": {"lookback": 96, "horizon": 24},
-                     "training": {"early_stopping_patience": None, "num_threads": 1}},
+                     "training": {"early_stopping_patience": None, "num_threads": 1},
+                     "serving": {"register": False}},  # benchmark sweeps do not compete for models:/...@champion
         "tune_forecast": tune,
     }
     start = time.perf_counter()
@@ -66,7 +67,7 @@ def sweep(data: Path, scheduler: dict, max_epochs: int, storage: Path) -> dict:
         outputs = session.run(pipeline_names=["tune_forecast"])
     wall = time.perf_counter() - start
     del outputs
-    reporting = REPO / "data/08_reporting"
+    reporting = REPO / "data/08_reporting/etth1"  # conf/etth1/globals.yml: the env's sweeps write there
     summary = json.loads((reporting / "tune_forecast_summary.json").read_text())
     import pandas as pd
 
@@ -116,9 +117,9 @@ def evaluate_best(data: Path, runtime: dict) -> dict:
     from lstm_lab.pipelines.forecast.nodes import evaluate_forecaster
     from lstm_lab.training.forecast.task import TASK
 
-    reporting = REPO / "data/08_reporting"
+    reporting = REPO / "data/08_reporting/etth1"
     params = TASK.validate(yaml.safe_load((reporting / "tune_forecast_best_params.yml").read_text())["forecast"])
-    checkpoint = TorchCheckpointDataset(str(REPO / "data/06_models/tune_forecast_best_model.ckpt")).load()
+    checkpoint = TorchCheckpointDataset(str(REPO / "data/06_models/etth1/tune_forecast_best_model.ckpt")).load()
     clean = pd.read_parquet(REPO / "data/02_intermediate/etth1/forecast_clean.parquet")
     split = AtomicJSONDataset(str(REPO / "data/05_model_input/etth1/forecast_split.json")).load()
     scaler = AtomicJSONDataset(str(REPO / "data/06_models/etth1/forecast_scaler.json")).load()

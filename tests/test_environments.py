@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from kedro.io import CatalogConfigResolver
+
 from lstm_lab.config_loader import ProjectConfigLoader
 from lstm_lab.params import validate
 from lstm_lab.pipeline_registry import register_pipelines
@@ -24,12 +26,25 @@ RUNTIME = {"etth1_csv": "/in/ETTh1.csv", "m4_dir": "/in/m4", "sst2_dir": "/in/ss
 TASKS = ("forecast", "sentiment")
 # Environments whose test set is the default run's own (SST-2's GLUE dev): their models may compete with it.
 SAME_TEST_DATA = {"sst2"}
-ENVIRONMENTS = sorted(p.name for p in CONF.iterdir() if (p / "catalog.yml").is_file() and p.name != "base")
+# Every environment with a catalog of its own (a user's conf/load too), but not conf/local: personal overrides.
+ENVIRONMENTS = sorted(p.name for p in CONF.iterdir() if (p / "catalog.yml").is_file() and p.name not in
+                      ("base", "local"))
 
 
 def config(env: str | None) -> tuple[dict, dict]:
-    loader = ProjectConfigLoader(str(CONF), env=env, runtime_params=RUNTIME, **CONFIG_LOADER_ARGS)  # as Kedro's
+    """The catalog and parameters as Kedro loads them for ``--env=<env>``; None: conf/base alone (not conf/local)."""
+    args = {**CONFIG_LOADER_ARGS, "default_run_env": "base"} if env is None else CONFIG_LOADER_ARGS
+    loader = ProjectConfigLoader(str(CONF), env=env, runtime_params=RUNTIME, **args)
     return loader["catalog"], loader["parameters"]
+
+
+def path_of(catalog: dict, name: str) -> str | None:
+    """Where ``name`` is written: its entry's filepath or folder, or its pattern's (``tune_{name}_results``)
+    resolved as Kedro does; None for a dataset held in memory."""
+    in_memory = {"{default}": {"type": "kedro.io.MemoryDataset"}}  # Kedro's own fallback, named to keep it quiet
+    resolver = CatalogConfigResolver(catalog, default_runtime_patterns=in_memory)
+    entry = catalog.get(name) or resolver.resolve_pattern(name)
+    return entry.get("filepath") or entry.get("folder")
 
 
 def task_of(env: str) -> str:
@@ -39,12 +54,8 @@ def task_of(env: str) -> str:
     return task
 
 
-def where(entry: dict) -> str | None:
-    return entry.get("filepath") or entry.get("folder")
-
-
 def test_every_data_environment_is_checked():
-    assert set(ENVIRONMENTS) == {"etth1", "m4", "sst2", "uci", "uci_recipe"}
+    assert {"etth1", "m4", "sst2", "uci", "uci_recipe"} <= set(ENVIRONMENTS)
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -52,11 +63,11 @@ def test_an_environment_writes_every_output_under_its_own_folders(env):
     base, _ = config(None)
     catalog, _ = config(env)
     task, pipelines = task_of(env), register_pipelines()
-    for name in sorted((pipelines[task] + pipelines[f"predict_{task}"]).all_outputs()):
-        if name not in base or where(base[name]) is None:
+    for name in sorted((pipelines[task] + pipelines[f"predict_{task}"] + pipelines[f"tune_{task}"]).all_outputs()):
+        if path_of(base, name) is None:
             continue  # a memory dataset between two nodes
-        path = where(catalog[name])
-        assert path != where(base[name]), f"conf/{env}: {name} is written to the default run's {path}"
+        path = path_of(catalog, name)
+        assert path != path_of(base, name), f"conf/{env}: {name} is written to the default run's {path}"
         assert f"/{env}/" in f"{path}/", f"conf/{env}: {name} is written to {path}, outside data/*/{env}/"
 
 
