@@ -7,7 +7,7 @@ Runs, in a fresh process,
 (the recipe is conf/m4/parameters_forecast.yml: a global LSTM over all 414 series, seasonal log-difference
 targets, quantile head, an ensemble of seeds, at most 30 minutes of training in all), then reads what the run
 wrote — the scores of the 48 steps after every series' end against Hourly-test.csv
-(data/08_reporting/m4/Hourly/forecast_future_metrics.json), the epoch history, the submission files — and writes
+(data/08_reporting/m4/forecast_future_metrics.json), the epoch history, the submission files — and writes
 benchmarks/results/m4_hourly.md with the machine, the load before and after, the wall time, the peak RSS of the
 run's processes, the official rows from ../shared/anchors/m4_hourly_anchors.csv and, when given (``--peer``), the
 neuralforecast peer's JSON (benchmarks/m4_neuralforecast.py). The measurement itself is kept beside the report
@@ -38,7 +38,7 @@ import yaml  # noqa: E402
 from machine import cpu_model  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-REPORTS = REPO / "data/08_reporting/m4/Hourly"  # where conf/m4's catalog puts the Hourly run's reports
+REPORTS = REPO / "data/08_reporting/m4"  # where conf/m4 puts its reports (globals.yml: env_folder)
 ANCHOR_ROWS = {"Naive2": "Naive2", "sNaive": "sNaive", "118": "ES-RNN (Smyl, winner)",
                "238": "best Hourly entry (Doornik)"}
 

@@ -298,7 +298,7 @@ def test_m4_env_through_kedro_run(tmp_path):
         assert list(wide.columns) == ["id", *[f"F{k}" for k in range(1, 49)]] and wide["id"].tolist() == ids
     lo, mid, hi = (pd.read_csv(out / f"Hourly_{n}.csv").iloc[:, 1:].to_numpy() for n in ("lo95", "forecasts", "hi95"))
     assert (lo <= mid).all() and (mid <= hi).all()
-    scores = json.loads((root / "data/08_reporting/m4/Hourly/forecast_future_metrics.json").read_text())
+    scores = json.loads((root / "data/08_reporting/m4/forecast_future_metrics.json").read_text())
     written = sorted(str(f.relative_to(root / "data")) for f in (root / "data").rglob("*") if f.is_file())
     assert all(f.split("/")[1] == "m4" for f in written), written  # nothing where the default (CO2) run writes
     assert scores["scored"] and scores["series"] == len(ids)
