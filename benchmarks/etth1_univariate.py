@@ -102,7 +102,8 @@ def main() -> None:
         f"- machine: {machine()}",
         f"- load average (1/5/15 min) at the start: {' / '.join(f'{x:.2f}' for x in load_start)}, at the end: "
         f"{' / '.join(f'{x:.2f}' for x in os.getloadavg())}",
-        "- one seed per horizon (forecast.training.seed 42); three seeds at horizon 24: benchmarks/results/forecast_seeds.md",
+        "- one seed per horizon (forecast.training.seed 42); three seeds at horizon 24: "
+        "benchmarks/results/forecast_seeds.md",
         f"- command: `{' '.join(['python', 'benchmarks/etth1_univariate.py', *sys.argv[1:]])}`",
         "- config: conf/etth1/parameters_forecast.yml (lookback 168, LSTM(64), residual on last value, Adam, early stop)",
         f"- total wall time: {sum(r['wall_s'] for r in rows):.0f} s",

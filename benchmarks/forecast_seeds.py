@@ -62,7 +62,7 @@ def random_walk_csv(folder: Path) -> Path:
 
 def config_params(name: str, etth1: Path, walk: Path | None) -> list[str]:
     if name == "etth1_h24":
-        return [f"etth1_csv={etth1.resolve()}", "forecast.window.horizon=24"]
+        return [f"etth1_csv={etth1.resolve()}", f"forecast.window.horizon={CONFIGS[name][3]}"]  # the anchors' horizon
     if name == "random_walk":
         return [f"etth1_csv={walk}", "forecast.data.frequency=D", "forecast.evaluation.seasonal_period=7"]
     return []

@@ -132,12 +132,11 @@ def ensemble_accuracy(probs: list, labels) -> float:
     return 100 * float(((sum(probs) / len(probs) > 0.5) == labels).mean())
 
 
-def pair_ensembles(env: str, root: Path = REPO) -> list[float]:
-    """Test accuracy (%) of every 2-member ensemble of the run's members: a spread for ensembles at no training
-    cost."""
+def pair_ensembles(probs: list, labels) -> list[float]:
+    """Test accuracy (%) of every 2-member ensemble of a run's members (``member_probabilities``): a spread for
+    ensembles at no training cost."""
     from itertools import combinations
 
-    probs, labels, _ = member_probabilities(env, root)
     if len(probs) < 3:
         return []
     return [ensemble_accuracy([probs[a], probs[b]], labels) for a, b in combinations(range(len(probs)), 2)]
@@ -255,8 +254,9 @@ def uci(args, extra: list[str]) -> list[str]:
     wall = kedro_run("uci_recipe", [f"uci_dir={args.uci_data.resolve()}", f"sentiment.ensemble={args.seeds}", *extra])
     metrics, history, ensemble, monitor = outputs("uci_recipe")
     r = summarise("uci", f"the sst2 recipe, selected on {monitor}", metrics, history, ensemble, monitor, wall)
-    pairs = pair_ensembles("uci_recipe")
-    per_source = source_accuracies("uci_recipe", sources)
+    probs, labels, _ = member_probabilities("uci_recipe")  # the members run once on the test sentences
+    pairs = pair_ensembles(probs, labels)
+    per_source = source_accuracies(probs, labels, sources)
     lines = ["", "### UCI sentences with the same recipe", "",
              "- command: `.venv/bin/python benchmarks/sst2.py --uci` (`kedro run --env=uci_recipe`: the three files "
              "pooled, 2,400/300/300 sentences, dev = a random 10 %; conf/uci_recipe/parameters_sentiment.yml holds the "
@@ -280,16 +280,16 @@ def uci(args, extra: list[str]) -> list[str]:
     return lines
 
 
-def source_accuracies(env: str, sources: dict[str, str]) -> dict[str, tuple[int, list[float], float]]:
-    """Per source file of the pooled test split: its sentence count, each member's test accuracy (%) and the
-    ensemble's, from the run's saved members (a sentence is attributed to the file it was read from)."""
-    probs, labels, _ = member_probabilities(env)
-    corpus = pd.read_parquet(REPO / "data" / "02_intermediate" / env / "sentiment_corpus.parquet")
+def source_accuracies(probs: list, labels, sources: dict[str, str]) -> dict[str, tuple[int, list[float], float]]:
+    """Per source file of the uci_recipe run's test split: its sentence count, each member's test accuracy (%) and
+    the ensemble's, from the members' test probabilities (``member_probabilities``, in the corpus's order; a
+    sentence is attributed to the file it was read from)."""
+    corpus = pd.read_parquet(REPO / "data" / "02_intermediate" / "uci_recipe" / "sentiment_corpus.parquet")
     names = corpus.loc[corpus["split"] == "test", "text"].map(lambda t: sources.get(str(t).strip(), "?")).to_numpy()
     out = {}
     for name in sorted(set(names)):
         rows = names == name
-        singles = [100 * float(((p[rows] > 0.5) == labels[rows]).mean()) for p in probs]
+        singles = [ensemble_accuracy([p[rows]], labels[rows]) for p in probs]
         out[name] = (int(rows.sum()), singles, ensemble_accuracy([p[rows] for p in probs], labels[rows]))
     return out
 
@@ -329,7 +329,7 @@ def main() -> None:
                                   *params, *extra])
         rows.append(summarise(name, what, *outputs("sst2"), wall))
         r = rows[-1]
-        r["pairs"] = pair_ensembles("sst2")
+        r["pairs"] = pair_ensembles(*member_probabilities("sst2")[:2])
         per_seed = ", ".join(f"{s['test_acc']:.2f}" for s in r["seeds"])
         print(f"{name}: test {r['test_mean']:.2f} ± {r['test_std']:.2f} (seeds {per_seed}), "
               f"dev {r['dev_mean']:.2f}; ensemble test "

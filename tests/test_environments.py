@@ -1,14 +1,15 @@
 """The data environments (conf/etth1, conf/m4, conf/sst2, conf/uci, conf/uci_recipe) leave the default run alone.
 
-An environment's catalog entry replaces the base entry whole, so an output the environment forgets to name is
-written to the base path: an ETTh1 or M4 run would overwrite the CO2 run's files that dvc.lock tracks. And a
-model trained on other data must not compete with the default model for ``models:/<name>@champion`` (test
-scores of different data sets are not comparable), while the prediction pipeline of that environment must ask
-for the environment's own model.
+Every output path of the base catalogs goes through ``${globals:env_folder}`` (empty in conf/base/globals.yml),
+which an environment sets to its own folder; an environment whose globals.yml is missing, or whose catalog names an
+output at a default path, would overwrite the CO2 run's files that dvc.lock tracks. And a model trained on other
+data must not compete with the default model for ``models:/<name>@champion`` (test scores of different data sets
+are not comparable), while the prediction pipeline of that environment must ask for the environment's own model.
 """
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,7 @@ ENVIRONMENTS = sorted(p.name for p in CONF.iterdir() if (p / "catalog.yml").is_f
                       ("base", "local"))
 
 
+@functools.cache  # each environment is loaded once for all the tests below (read only)
 def config(env: str | None) -> tuple[dict, dict]:
     """The catalog and parameters as Kedro loads them for ``--env=<env>``; None: conf/base alone (not conf/local)."""
     args = {**CONFIG_LOADER_ARGS, "default_run_env": "base"} if env is None else CONFIG_LOADER_ARGS

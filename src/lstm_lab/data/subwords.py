@@ -42,7 +42,6 @@ class SubwordConfig(CheckedSettings):
         self._refuse(checks)
 
 
-
 _FNV_OFFSET, _FNV_PRIME, _MASK32 = 2166136261, 16777619, 0xFFFFFFFF
 
 

@@ -39,8 +39,8 @@ from typing import Any
 
 import numpy as np
 
-from lstm_lab.data.subwords import Ngrams, SubwordConfig, number_types, type_table
 from lstm_lab.data.settings import CheckedSettings
+from lstm_lab.data.subwords import Ngrams, SubwordConfig, number_types, type_table
 from lstm_lab.errors import LstmLabError
 
 PAD, OOV = 0, 1
@@ -87,7 +87,6 @@ class TextConfig(CheckedSettings):
             "truncating": self.truncating in ("pre", "post"),
         }
         self._refuse(checks)
-
 
 
 def normalize(text: str, config: TextConfig = TextConfig()) -> str:
